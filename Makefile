@@ -1,0 +1,36 @@
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test check bench serve clean format
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/mailer demo
+
+test: $(STAMP)
+	$(BIN)/pytest -q
+
+check: $(STAMP)
+	$(BIN)/ruff format --check mailer consent tests benchmarks
+	$(BIN)/ruff check mailer consent tests benchmarks
+	$(BIN)/mypy mailer consent
+
+format: $(STAMP)
+	$(BIN)/ruff format mailer consent tests benchmarks
+	$(BIN)/ruff check --fix mailer consent tests benchmarks
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+serve: $(STAMP)
+	$(BIN)/mailer serve --dev
+
+clean:
+	rm -rf $(VENV) demo mailer.db *.egg-info

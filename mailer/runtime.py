@@ -1,0 +1,57 @@
+"""Wires one Settings object into the services the edges (web, CLI, demo) call."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from consent.clock import Clock, SystemClock
+from consent.workflow import ConsentService, Policy
+from mailer import db
+from mailer.render import Renderer
+from mailer.settings import Settings
+from mailer.transactional import TransactionalMail
+from mailer.transport import SMTPTransport, Transport
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    clock: Clock
+    engine: Engine
+    sessions: sessionmaker[Session]
+    consent: ConsentService
+    renderer: Renderer
+    transport: Transport
+    mail: TransactionalMail
+
+    @classmethod
+    def build(
+        cls,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        transport: Transport | None = None,
+        upgrade: bool = False,
+    ) -> Runtime:
+        clock = clock or SystemClock()
+        engine = db.make_engine(settings.database_url)
+        if upgrade:
+            db.upgrade(engine)
+        sessions = db.session_factory(engine)
+        policy = Policy(
+            secret_key=settings.secret_key,
+            record_ip=settings.record_ip,
+            confirm_ttl=timedelta(days=settings.pending_ttl),
+        )
+        consent = ConsentService(sessions, clock, policy)
+        renderer = Renderer()
+        transport = transport or SMTPTransport(settings.smtp_url)
+        mail = TransactionalMail(settings, sessions, consent, renderer, transport, clock)
+        return cls(settings, clock, engine, sessions, consent, renderer, transport, mail)
+
+    def close(self) -> None:
+        self.engine.dispose()

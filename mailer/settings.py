@@ -1,0 +1,70 @@
+"""One typed Settings object, read from MAILER_* environment variables or a .env file."""
+
+from __future__ import annotations
+
+from typing import Literal
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me"
+
+
+class Settings(BaseSettings):
+    """Defaults serve the demo; production sets at least the secret key and SMTP URL."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MAILER_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    database_url: str = "sqlite:///./mailer.db"
+    smtp_url: str = "smtp://127.0.0.1:25"
+    base_url: str = "http://127.0.0.1:8000"
+    secret_key: str = DEV_SECRET_KEY
+    from_: str = Field(default="Newsletter <newsletter@example.org>", alias="MAILER_FROM")
+    rate: float = Field(default=50.0, gt=0)
+    concurrency: int = Field(default=4, ge=1, le=100)
+    pending_ttl: int = Field(default=7, ge=1, description="days before pending consent is purged")
+    record_ip: Literal["full", "truncated", "none"] = "truncated"
+    api_token: str = ""
+    subscribe_rate: str = "10/minute"
+
+    @field_validator("base_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def uses_default_secret(self) -> bool:
+        return self.secret_key == DEV_SECRET_KEY
+
+    @property
+    def from_address(self) -> str:
+        from email.utils import parseaddr
+
+        return parseaddr(self.from_)[1]
+
+    @property
+    def from_domain(self) -> str:
+        return self.from_address.rpartition("@")[2] or "localhost"
+
+
+class SMTPTarget:
+    """MAILER_SMTP_URL taken apart: smtp://user:pass@host:port?starttls=1, or smtps://."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("smtp", "smtps"):
+            raise ValueError(f"MAILER_SMTP_URL must start with smtp:// or smtps://, not {url!r}")
+        query = parse_qs(parts.query)
+        self.hostname = parts.hostname or "127.0.0.1"
+        self.use_tls = parts.scheme == "smtps"
+        self.port = parts.port or (465 if self.use_tls else 25)
+        self.start_tls = query.get("starttls", ["0"])[0].lower() in ("1", "true", "yes")
+        self.username = unquote(parts.username) if parts.username else None
+        self.password = unquote(parts.password) if parts.password else None
+        self.validate_certs = query.get("verify", ["1"])[0].lower() not in ("0", "false", "no")
+
+    def __repr__(self) -> str:
+        return f"SMTPTarget({self.hostname}:{self.port}, tls={self.use_tls}, starttls={self.start_tls})"

@@ -1,0 +1,285 @@
+"""Public pages: subscribe, confirm, unsubscribe (RFC 8058 one-click), preferences.
+
+A GET never changes anything (mail gateways open every link, and run scripts):
+each state change is a POST from a button the person presses.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+
+from consent import tokens
+from consent.addresses import InvalidInput
+from consent.workflow import Evidence
+from mailer.runtime import Runtime
+from mailer.web import csrf
+from mailer.web.errors import error_response, wants_json
+
+router = APIRouter(include_in_schema=False)
+
+MAX_FORM_PART = 16 * 1024
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def _client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def _evidence(request: Request, method: str, source: str) -> Evidence:
+    return Evidence(
+        method=method,
+        source=source,
+        ip=_client_ip(request),
+        user_agent=request.headers.get("user-agent"),
+    )
+
+
+def _page(
+    request: Request, template: str, context: dict[str, Any], status: int = 200
+) -> Response:
+    runtime = _runtime(request)
+    cookie, token = csrf.issue(request, runtime.settings.secret_key)
+    response: Response = request.app.state.templates.TemplateResponse(
+        request, template, {**context, "csrf_token": token}, status_code=status
+    )
+    csrf.set_cookie(response, cookie, secure=runtime.settings.base_url.startswith("https"))
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'"
+    )
+    return response
+
+
+async def _form(request: Request) -> FormData:
+    try:
+        return await request.form(max_files=0, max_fields=50, max_part_size=MAX_FORM_PART)
+    except Exception as exc:  # malformed multipart, too many fields, oversized part
+        raise InvalidInput(f"the form could not be read: {exc}") from exc
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if len(raw) > MAX_FORM_PART:
+        raise InvalidInput("the request body is too large")
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"the body is not valid JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise InvalidInput("the body must be a JSON object")
+    return body
+
+
+def _list_view(runtime: Runtime, slug: str) -> dict[str, Any]:
+    from consent.lists import get_list
+
+    with runtime.sessions() as session:
+        mailing_list = get_list(session, slug)
+        return {
+            "slug": mailing_list.slug,
+            "name": mailing_list.name,
+            "purpose": mailing_list.purpose,
+            "cadence": mailing_list.cadence,
+            "controller_name": mailing_list.controller_name,
+            "controller_contact": mailing_list.controller_contact,
+            "controller_address": mailing_list.controller_address,
+            "consent_text": mailing_list.current_text.text,
+            "text_version": mailing_list.current_text.version,
+        }
+
+
+# -- subscribe ---------------------------------------------------------------
+
+
+@router.get("/subscribe/{slug}")
+async def subscribe_form(request: Request, slug: str) -> Response:
+    runtime = _runtime(request)
+    view = await run_in_threadpool(_list_view, runtime, slug)
+    return _page(
+        request,
+        "subscribe.html",
+        {"list": view, "record_ip": runtime.settings.record_ip, "values": {}, "error": None},
+    )
+
+
+@router.post("/subscribe/{slug}")
+async def subscribe(request: Request, slug: str) -> Response:
+    runtime = _runtime(request)
+    if not await request.app.state.subscribe_limits.allow(_client_ip(request) or "?"):
+        return error_response(
+            request, 429, "Too many requests", "Please wait a minute before trying again."
+        )
+    if request.headers.get("content-type", "").startswith("application/json"):
+        body = await _json_body(request)
+        email, name, consent = body.get("email"), body.get("name"), body.get("consent")
+        if not isinstance(email, str) or not (name is None or isinstance(name, str)):
+            raise InvalidInput("email (a string) is required; name must be a string")
+        consent_given = consent is True
+        source = "api"
+    else:
+        form = await _form(request)
+        csrf.check(request, runtime.settings.secret_key, form.get(csrf.FIELD))
+        email = str(form.get("email") or "")
+        name = str(form.get("name") or "")
+        consent_given = form.get("consent") == "yes"
+        source = "form"
+    evidence = _evidence(request, method="double-opt-in", source=f"{source}:/subscribe/{slug}")
+    try:
+        announcements = await run_in_threadpool(
+            runtime.consent.request, slug, email, name, evidence, consent_given=consent_given
+        )
+    except InvalidInput as exc:
+        if wants_json(request):
+            raise
+        view = await run_in_threadpool(_list_view, runtime, slug)
+        values = {"email": email, "name": name}
+        return _page(
+            request,
+            "subscribe.html",
+            {"list": view, "record_ip": runtime.settings.record_ip, "values": values,
+             "error": str(exc)},
+            status=422,
+        )
+    await runtime.mail.deliver(announcements)
+    message = (
+        "Thank you. If this address can be subscribed, a confirmation mail is on its way:"
+        " open the link in it to confirm. Nothing is sent until you do."
+    )
+    if wants_json(request):
+        return JSONResponse({"status": "confirmation-sent", "detail": message}, status_code=202)
+    view = await run_in_threadpool(_list_view, runtime, slug)
+    return _page(request, "subscribe_done.html", {"list": view, "message": message}, status=202)
+
+
+# -- confirm -----------------------------------------------------------------
+
+
+@router.get("/confirm/{token}")
+async def confirm_page(request: Request, token: str) -> Response:
+    runtime = _runtime(request)
+    claims = runtime.consent.tokens.read(
+        tokens.CONFIRM, token, max_age=runtime.consent.policy.confirm_ttl
+    )
+    view = await run_in_threadpool(_list_view, runtime, claims.list_slug or "")
+    return _page(request, "confirm.html", {"list": view, "token": token})
+
+
+@router.post("/confirm/{token}")
+async def confirm(request: Request, token: str) -> Response:
+    runtime = _runtime(request)
+    form = await _form(request)
+    csrf.check(request, runtime.settings.secret_key, form.get(csrf.FIELD))
+    result = await run_in_threadpool(
+        runtime.consent.confirm, token, _evidence(request, "double-opt-in", "form:/confirm")
+    )
+    await runtime.mail.deliver(result.announcements)
+    view = await run_in_threadpool(_list_view, runtime, result.list_slug)
+    return _page(request, "confirmed.html", {"list": view, "already": result.already})
+
+
+# -- unsubscribe (RFC 8058) --------------------------------------------------
+
+
+@router.get("/unsubscribe/{token}")
+async def unsubscribe_page(request: Request, token: str) -> Response:
+    runtime = _runtime(request)
+    claims = runtime.consent.tokens.read(tokens.UNSUBSCRIBE, token)
+    try:
+        view = await run_in_threadpool(_list_view, runtime, claims.list_slug or "")
+    except LookupError:
+        view = None
+    return _page(request, "unsubscribe.html", {"list": view, "token": token})
+
+
+@router.post("/unsubscribe/{token}")
+async def unsubscribe(request: Request, token: str) -> Response:
+    """The one-click endpoint: no cookie, no CSRF token, 200 and no redirect.
+
+    Mail providers POST `List-Unsubscribe=One-Click` (urlencoded or multipart);
+    the page's button sends the same. The token alone names subscriber and list.
+    """
+    runtime = _runtime(request)
+    form = await _form(request)
+    one_click = form.get("List-Unsubscribe") == "One-Click"
+    result = await run_in_threadpool(
+        runtime.consent.unsubscribe,
+        token,
+        _evidence(request, "one-click" if one_click else "link", "post:/unsubscribe"),
+    )
+    if wants_json(request):
+        return JSONResponse({"status": "unsubscribed", "list": result.list_slug})
+    return _page(
+        request,
+        "unsubscribed.html",
+        {
+            "list_name": result.list_name,
+            "preferences_url": None,
+        },
+    )
+
+
+# -- preferences -------------------------------------------------------------
+
+
+def _preferences_context(runtime: Runtime, token: str) -> dict[str, Any]:
+    prefs = runtime.consent.preferences(token)
+    return {"prefs": prefs, "token": token, "saved": False}
+
+
+@router.get("/preferences/{token}")
+async def preferences_page(request: Request, token: str) -> Response:
+    runtime = _runtime(request)
+    context = await run_in_threadpool(_preferences_context, runtime, token)
+    return _page(request, "preferences.html", context)
+
+
+@router.post("/preferences/{token}")
+async def preferences(request: Request, token: str) -> Response:
+    runtime = _runtime(request)
+    form = await _form(request)
+    csrf.check(request, runtime.settings.secret_key, form.get(csrf.FIELD))
+    wanted = {str(v) for v in form.getlist("lists")}
+    name = form.get("name")
+    prefs, announcements = await run_in_threadpool(
+        runtime.consent.update_preferences,
+        token,
+        wanted,
+        str(name) if name is not None else None,
+        _evidence(request, "preferences", "form:/preferences"),
+    )
+    await runtime.mail.deliver(announcements)
+    return _page(request, "preferences.html", {"prefs": prefs, "token": token, "saved": True})
+
+
+@router.get("/healthz", include_in_schema=True)
+async def healthz(request: Request) -> Response:
+    from sqlalchemy import text
+
+    runtime = _runtime(request)
+
+    def ping() -> str:
+        try:
+            with runtime.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            return "ok"
+        except Exception as exc:  # report, never raise: this is the health page
+            return f"error: {type(exc).__name__}"
+
+    database = await run_in_threadpool(ping)
+    status = 200 if database == "ok" else 503
+    return JSONResponse(
+        {"status": "ok" if status == 200 else "degraded", "database": database},
+        status_code=status,
+    )
