@@ -400,6 +400,35 @@ class ConsentService:
             subscription.ended_at = self.clock.now()
             return True
 
+    def suppress(
+        self, email: str, scope: str, reason: str, evidence: Evidence
+    ) -> bool:
+        """Never mail this address again in `scope` (a list slug, or "*" for all lists).
+
+        Used for hard bounces, complaints and operator requests. Each affected
+        subscription moves to suppressed with one consent event; the suppression
+        itself keeps only a keyed hash of the address. False if nothing changed.
+        """
+        from consent.suppression import EVERY_LIST, suppress as add_suppression
+
+        address = normalise_address(email)
+        now = self.clock.now()
+        with self.sessions.begin() as session:
+            added = add_suppression(
+                session, address_hmac(self.policy.secret_key, address), scope, reason, now
+            )
+            subscriber = self._subscriber(session, address)
+            changed = False
+            for subscription in subscriber.subscriptions if subscriber else ():
+                if scope not in (EVERY_LIST, subscription.list.slug):
+                    continue
+                if subscription.status == Status.SUPPRESSED:
+                    continue
+                self._move(session, "suppress", subscription, evidence, {"reason": reason})
+                subscription.ended_at = now
+                changed = True
+            return added or changed
+
     # -- preferences ---------------------------------------------------------
 
     def preferences(self, token: str) -> Preferences:

@@ -279,6 +279,10 @@ def demo(
     raise typer.Exit(code)
 
 
+# -- command groups of other modules (one line each) ---------------------------
+# Each module defines its own Typer sub-app and is registered here.
+
+
 def main() -> None:
     app()
 

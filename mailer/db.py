@@ -53,8 +53,12 @@ def alembic_config(engine: Engine) -> Config:
     return config
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to `revision` (head by default); safe to run at every start."""
+def upgrade(engine: Engine, revision: str = "heads") -> None:
+    """Bring the schema to `revision` (every head by default); safe to run at every start.
+
+    Each domain (content, delivery, schedules) keeps its own branch of revisions on
+    top of the foundation, so the default upgrades every branch head.
+    """
     command.upgrade(alembic_config(engine), revision)
 
 
@@ -62,4 +66,5 @@ def current_revision(engine: Engine) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
     with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        heads = MigrationContext.configure(connection).get_current_heads()
+        return ", ".join(sorted(heads)) if heads else None

@@ -25,4 +25,5 @@ def create_app(runtime: Runtime) -> FastAPI:
     errors.install(app)
     app.include_router(pages.router)
     app.include_router(api.router)
+    # Routers of other modules, one line each:
     return app
