@@ -164,7 +164,10 @@ def _events(session: Session, batch: int = 2000) -> Iterator[ConsentEvent]:
     last = -1
     while True:
         rows = session.scalars(
-            select(ConsentEvent).where(ConsentEvent.id > last).order_by(ConsentEvent.id).limit(batch)
+            select(ConsentEvent)
+            .where(ConsentEvent.id > last)
+            .order_by(ConsentEvent.id)
+            .limit(batch)
         ).all()
         if not rows:
             return

@@ -55,9 +55,7 @@ class Tokens:
             raise ValueError(f"unknown token purpose {purpose!r}")
         return URLSafeSerializer(self._secret, salt=f"mailer.{purpose}")
 
-    def make(
-        self, purpose: str, subject: str, list_slug: str | None = None, **extra: Any
-    ) -> str:
+    def make(self, purpose: str, subject: str, list_slug: str | None = None, **extra: Any) -> str:
         payload: dict[str, Any] = {"s": subject, "t": int(self._clock.now().timestamp())}
         if list_slug is not None:
             payload["l"] = list_slug

@@ -330,7 +330,9 @@ class ConsentService:
             subscription = (
                 self._subscription(session, subscriber, mailing_list) if subscriber else None
             )
-            requested = int(subscription.requested_at.timestamp() * 1_000_000) if subscription else 0
+            requested = (
+                int(subscription.requested_at.timestamp() * 1_000_000) if subscription else 0
+            )
             if subscriber is None or subscription is None or claims.extra.get("r") != requested:
                 # Erased, purged, or a newer request superseded this link.
                 raise tokens.TokenExpired("this confirmation link is no longer valid")
@@ -400,16 +402,15 @@ class ConsentService:
             subscription.ended_at = self.clock.now()
             return True
 
-    def suppress(
-        self, email: str, scope: str, reason: str, evidence: Evidence
-    ) -> bool:
+    def suppress(self, email: str, scope: str, reason: str, evidence: Evidence) -> bool:
         """Never mail this address again in `scope` (a list slug, or "*" for all lists).
 
         Used for hard bounces, complaints and operator requests. Each affected
         subscription moves to suppressed with one consent event; the suppression
         itself keeps only a keyed hash of the address. False if nothing changed.
         """
-        from consent.suppression import EVERY_LIST, suppress as add_suppression
+        from consent.suppression import EVERY_LIST
+        from consent.suppression import suppress as add_suppression
 
         address = normalise_address(email)
         now = self.clock.now()
@@ -443,9 +444,7 @@ class ConsentService:
         by_list = {s.list_id: s for s in subscriber.subscriptions}
         choices = []
         for mailing_list in session.scalars(
-            select(MailingList)
-            .options(selectinload(MailingList.texts))
-            .order_by(MailingList.name)
+            select(MailingList).options(selectinload(MailingList.texts)).order_by(MailingList.name)
         ):
             sub = by_list.get(mailing_list.id)
             choices.append(

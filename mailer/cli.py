@@ -30,8 +30,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
-lists_app = typer.Typer(help="Lists: one purpose each, with a versioned consent text.",
-                        no_args_is_help=True)
+lists_app = typer.Typer(
+    help="Lists: one purpose each, with a versioned consent text.", no_args_is_help=True
+)
 subscribers_app = typer.Typer(help="Subscribers of a list.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(lists_app, name="lists")
@@ -53,8 +54,7 @@ def load_settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         problems = "; ".join(
-            f"MAILER_{'.'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
-            for e in exc.errors()
+            f"MAILER_{'.'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
         )
         raise fail(f"bad settings: {problems}") from None
 
@@ -126,8 +126,9 @@ def lists_create(
         created = create_list(
             session,
             rt.clock,
-            ListSpec(slug, name, purpose, cadence, controller, contact, consent_text,
-                     address, timezone),
+            ListSpec(
+                slug, name, purpose, cadence, controller, contact, consent_text, address, timezone
+            ),
         )
         out.print(f"created list {created.slug} (consent text v1)")
 

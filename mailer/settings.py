@@ -67,4 +67,7 @@ class SMTPTarget:
         self.validate_certs = query.get("verify", ["1"])[0].lower() not in ("0", "false", "no")
 
     def __repr__(self) -> str:
-        return f"SMTPTarget({self.hostname}:{self.port}, tls={self.use_tls}, starttls={self.start_tls})"
+        return (
+            f"SMTPTarget({self.hostname}:{self.port}, tls={self.use_tls},"
+            f" starttls={self.start_tls})"
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -60,7 +61,7 @@ def install(app: FastAPI) -> None:
         app.add_exception_handler(exc_type, handler)
 
     async def validation(request: Request, exc: Exception) -> Response:
-        errors: list[Any] = exc.errors() if isinstance(exc, RequestValidationError) else []
+        errors: Sequence[Any] = exc.errors() if isinstance(exc, RequestValidationError) else []
         detail = "; ".join(
             f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'body'}: {e.get('msg')}"
             for e in errors

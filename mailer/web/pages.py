@@ -44,9 +44,7 @@ def _evidence(request: Request, method: str, source: str) -> Evidence:
     )
 
 
-def _page(
-    request: Request, template: str, context: dict[str, Any], status: int = 200
-) -> Response:
+def _page(request: Request, template: str, context: dict[str, Any], status: int = 200) -> Response:
     runtime = _runtime(request)
     cookie, token = csrf.issue(request, runtime.settings.secret_key)
     response: Response = request.app.state.templates.TemplateResponse(
@@ -148,8 +146,12 @@ async def subscribe(request: Request, slug: str) -> Response:
         return _page(
             request,
             "subscribe.html",
-            {"list": view, "record_ip": runtime.settings.record_ip, "values": values,
-             "error": str(exc)},
+            {
+                "list": view,
+                "record_ip": runtime.settings.record_ip,
+                "values": values,
+                "error": str(exc),
+            },
             status=422,
         )
     await runtime.mail.deliver(announcements)

@@ -1,0 +1,34 @@
+"""Small helpers the tests share: reading forms, links and mails as a person would."""
+
+from __future__ import annotations
+
+import re
+from email.message import EmailMessage
+
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+LINK = re.compile(r"https://news\.example\.org/[^\s\"<>')]+")
+
+
+def csrf_token(html: str) -> str:
+    found = CSRF.search(html)
+    assert found, "the page has no CSRF field"
+    return found.group(1)
+
+
+def parts(message: EmailMessage) -> tuple[str, str]:
+    """The text and HTML alternatives, decoded, checking their order (RFC 2046)."""
+    assert message.get_content_type() == "multipart/alternative"
+    subparts = list(message.iter_parts())
+    assert [p.get_content_type() for p in subparts] == ["text/plain", "text/html"]
+    text, html = (p.get_content() for p in subparts)
+    return str(text), str(html)
+
+
+def links(message: EmailMessage) -> list[str]:
+    text, html = parts(message)
+    found = LINK.findall(text) + LINK.findall(html)
+    return sorted({link.rstrip(".,") for link in found})
+
+
+def path_of(link: str) -> str:
+    return link.removeprefix("https://news.example.org")
