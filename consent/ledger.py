@@ -12,23 +12,34 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import select, text
+from sqlalchemy import RowMapping, Table, insert, select, text
 from sqlalchemy.orm import Session
 
 from consent.clock import utc
 from consent.models import ConsentEvent, EventDetail
 
+if TYPE_CHECKING:
+    from consent.verification import Verification
+
 GENESIS = "0" * 64
+SUBJECT_WIDE = "*"  # the list of events about a person rather than one list (erased, rectified)
 _PG_LEDGER_LOCK = 727_001  # advisory lock key serialising appends on PostgreSQL
+EventRow = Mapping[Any, Any]  # an event as a row mapping (RowMapping or a dict)
+_EVENTS = cast(Table, ConsentEvent.__table__)
+_DETAILS = cast(Table, EventDetail.__table__)
 
 
-def _iso(instant: datetime) -> str:
+def iso(instant: datetime) -> str:
+    """The canonical text of an instant: ISO-8601 UTC with microseconds and a Z."""
     return utc(instant).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+_iso = iso
 
 
 def canonical(value: Any) -> bytes:
@@ -49,29 +60,43 @@ def commit(key_hex: str, personal: Mapping[str, Any]) -> str:
     return hmac.new(bytes.fromhex(key_hex), canonical(dict(personal)), hashlib.sha256).hexdigest()
 
 
-def event_content(event: ConsentEvent) -> dict[str, Any]:
-    """The fields of an event that its hash covers, in canonical order."""
+def content_of(row: EventRow, event_id: int | None = None) -> dict[str, Any]:
+    """The fields of an event (a row mapping) that its hash covers."""
     return {
-        "id": event.id,
-        "occurred_at": _iso(event.occurred_at),
-        "kind": event.kind,
-        "list": event.list_slug,
-        "subject": event.subject_ref,
-        "method": event.method,
-        "source": event.source,
-        "text_version": event.text_version,
-        "text_sha256": event.text_sha256,
-        "data": event.data or {},
-        "commitment": event.commitment,
-        "prev_hash": event.prev_hash,
+        "id": row["id"] if event_id is None else event_id,
+        "occurred_at": _iso(row["occurred_at"]),
+        "kind": row["kind"],
+        "list": row["list_slug"],
+        "subject": row["subject_ref"],
+        "method": row["method"],
+        "source": row["source"],
+        "text_version": row["text_version"],
+        "text_sha256": row["text_sha256"],
+        "data": row["data"] or {},
+        "commitment": row["commitment"],
+        "prev_hash": row["prev_hash"],
     }
 
 
+def hash_of(row: EventRow, event_id: int | None = None) -> str:
+    return hashlib.sha256(canonical(content_of(row, event_id))).hexdigest()
+
+
+def _as_row(event: ConsentEvent) -> dict[str, Any]:
+    return {c.key: getattr(event, c.key) for c in _EVENTS.columns}
+
+
+def event_content(event: ConsentEvent) -> dict[str, Any]:
+    """The fields of an event that its hash covers, in canonical order."""
+    return content_of(_as_row(event))
+
+
 def event_hash(event: ConsentEvent) -> str:
-    return hashlib.sha256(canonical(event_content(event))).hexdigest()
+    return hash_of(_as_row(event))
 
 
-def _head(session: Session) -> tuple[int, str]:
+def head(session: Session) -> tuple[int, str]:
+    """The id and hash of the newest event, or (0, GENESIS) for an empty ledger."""
     row = session.execute(
         select(ConsentEvent.id, ConsentEvent.hash).order_by(ConsentEvent.id.desc()).limit(1)
     ).first()
@@ -103,6 +128,36 @@ class Entry:
     commitment_key: str | None = None
 
 
+def _link(entry: Entry, event_id: int, prev_hash: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The event row (hash included) and its detail row (empty without personal data)."""
+    personal = dict(entry.personal) if entry.personal else None
+    if personal is not None and not entry.commitment_key:
+        raise ValueError("personal data needs the subject's commitment key")
+    row: dict[str, Any] = {
+        "id": event_id,
+        "occurred_at": utc(entry.occurred_at),
+        "kind": entry.kind,
+        "list_slug": entry.list_slug,
+        "subject_ref": entry.subject_ref,
+        "method": entry.method[:32],
+        "source": entry.source[:200],
+        "text_version": entry.text_version,
+        "text_sha256": entry.text_sha256,
+        "data": dict(entry.data or {}),
+        "commitment": commit(entry.commitment_key, personal)
+        if personal is not None and entry.commitment_key
+        else None,
+        "prev_hash": prev_hash,
+    }
+    row["hash"] = hash_of(row)
+    detail = (
+        {"event_id": event_id, "subject_ref": entry.subject_ref, "content": personal}
+        if personal is not None
+        else {}
+    )
+    return row, detail
+
+
 def append(session: Session, entry: Entry) -> ConsentEvent:
     """Append one event at the head of the chain, inside the caller's transaction.
 
@@ -111,111 +166,62 @@ def append(session: Session, entry: Entry) -> ConsentEvent:
     """
     lock_ledger(session)
     session.flush()
-    last_id, last_hash = _head(session)
-    personal = dict(entry.personal) if entry.personal else None
-    if personal is not None and not entry.commitment_key:
-        raise ValueError("personal data needs the subject's commitment key")
-    event = ConsentEvent(
-        id=last_id + 1,
-        occurred_at=utc(entry.occurred_at),
-        kind=entry.kind,
-        list_slug=entry.list_slug,
-        subject_ref=entry.subject_ref,
-        method=entry.method,
-        source=entry.source[:200],
-        text_version=entry.text_version,
-        text_sha256=entry.text_sha256,
-        data=dict(entry.data or {}),
-        commitment=commit(entry.commitment_key, personal)
-        if personal is not None and entry.commitment_key
-        else None,
-        prev_hash=last_hash,
-    )
-    event.hash = event_hash(event)
+    last_id, last_hash = head(session)
+    row, detail = _link(entry, last_id + 1, last_hash)
+    event = ConsentEvent(**row)
     session.add(event)
-    if personal is not None:
-        session.add(EventDetail(event_id=event.id, subject_ref=entry.subject_ref, content=personal))
+    if detail:
+        session.add(EventDetail(**detail))
     session.flush()
     return event
 
 
-@dataclass(frozen=True)
-class Break:
-    """Where and how the chain fails to hold."""
+def append_many(session: Session, entries: Sequence[Entry]) -> list[int]:
+    """Append events in order with one statement per table (bulk import); their ids."""
+    if not entries:
+        return []
+    lock_ledger(session)
+    session.flush()
+    last_id, last_hash = head(session)
+    rows: list[dict[str, Any]] = []
+    details: list[dict[str, Any]] = []
+    for entry in entries:
+        last_id += 1
+        row, detail = _link(entry, last_id, last_hash)
+        last_hash = row["hash"]
+        rows.append(row)
+        if detail:
+            details.append(detail)
+    session.execute(insert(_EVENTS), rows)
+    if details:
+        session.execute(insert(_DETAILS), details)
+    return [r["id"] for r in rows]
 
-    event_id: int
-    problem: str
 
-    def __str__(self) -> str:
-        return f"event {self.event_id}: {self.problem}"
+# -- reading ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Verification:
-    checked: int
-    breaks: tuple[Break, ...]
-
-    @property
-    def ok(self) -> bool:
-        return not self.breaks
-
-
-def _events(session: Session, batch: int = 2000) -> Iterator[ConsentEvent]:
-    last = -1
+def stream(session: Session, batch: int = 2000, where: Any = None) -> Iterator[RowMapping]:
+    """Every event row in id order, read in batches (memory stays flat)."""
+    last = 0
     while True:
-        rows = session.scalars(
-            select(ConsentEvent)
-            .where(ConsentEvent.id > last)
-            .order_by(ConsentEvent.id)
-            .limit(batch)
-        ).all()
+        query = select(_EVENTS).where(_EVENTS.c.id > last).order_by(_EVENTS.c.id).limit(batch)
+        if where is not None:
+            query = query.where(where)
+        rows = session.execute(query).mappings().all()
         if not rows:
             return
         yield from rows
-        last = rows[-1].id
-        session.expunge_all()
+        last = int(rows[-1]["id"])
 
 
-def verify(session: Session, commitment_keys: Mapping[str, str] | None = None) -> Verification:
-    """Recompute the chain from the genesis and name the first event that breaks it.
+def event_by(session: Session, column: str, value: str) -> RowMapping | None:
+    """The event whose `column` (hash or prev_hash) has this value, if any."""
+    return session.execute(select(_EVENTS).where(_EVENTS.c[column] == value)).mappings().first()
 
-    A row whose own hash no longer matches its content was edited; a row whose
-    `prev_hash` is not its predecessor's hash follows a removal, an insertion or
-    a reordering, told apart by where its `prev_hash` points.
-    """
-    prev_hash = GENESIS
-    prev_id = 0
-    checked = 0
-    breaks: list[Break] = []
-    details: dict[int, dict[str, Any]] = {}
-    if commitment_keys:
-        for detail in session.scalars(select(EventDetail)):
-            details[detail.event_id] = dict(detail.content)
-    for event in _events(session):
-        checked += 1
-        if event_hash(event) != event.hash:
-            breaks.append(Break(event.id, "edited: its content does not match its hash"))
-            return Verification(checked, tuple(breaks))
-        if event.prev_hash != prev_hash:
-            pointed = session.scalar(
-                select(ConsentEvent.id).where(ConsentEvent.hash == event.prev_hash)
-            )
-            if pointed is not None:
-                problem = f"reordered or inserted: it follows event {pointed}, not event {prev_id}"
-            elif event.id != prev_id + 1:
-                problem = f"removed: the event(s) before it (after event {prev_id}) are missing"
-            else:
-                problem = "inserted or edited: it does not follow any event of the chain"
-            breaks.append(Break(event.id, problem))
-            return Verification(checked, tuple(breaks))
-        if event.id != prev_id + 1:
-            breaks.append(Break(event.id, f"renumbered: expected id {prev_id + 1}"))
-            return Verification(checked, tuple(breaks))
-        if commitment_keys and event.id in details and event.commitment:
-            key = commitment_keys.get(event.subject_ref)
-            if key is not None and commit(key, details[event.id]) != event.commitment:
-                breaks.append(Break(event.id, "edited: its personal data does not match"))
-                return Verification(checked, tuple(breaks))
-        prev_hash = event.hash
-        prev_id = event.id
-    return Verification(checked, tuple(breaks))
+
+def verify(session: Session, **options: Any) -> Verification:
+    """Recompute the chain and name the first bad event (see `consent.verification`)."""
+    from consent.verification import verify as run
+
+    return run(session, **options)
