@@ -1,0 +1,133 @@
+"""Issue rendering: compile a 40-entry issue once, personalise per reader; re-render as reference.
+
+Targets (issue 4): compiling under 200 ms, personalising under 50 µs per reader.
+The reference is what "render per reader" would cost: a full Jinja2 -> MJML -> HTML
+render for every reader.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+from mailer.issue_content import EventEntry, Highlight, IssueContent, NewsEntry, Section
+from mailer.newsletter import compile_issue
+from mailer.render import Renderer
+
+ENTRIES = 40
+READERS = 20_000
+REFERENCE_READERS = 20
+
+
+def sample(entries: int = ENTRIES) -> IssueContent:
+    """An issue of `entries` entries: a highlight, 34 news items in three sections and 5 events."""
+    words = "Clusters bring companies, research and regions together on security. " * 4
+    news = [
+        NewsEntry(
+            ref=n,
+            title=f"Cluster story {n}: secure-by-design practice shared across borders",
+            link=f"https://clusters.example.org/news/{n}?id={n}&lang=en",
+            summary_html=f"<p>{words}</p><ul><li>Point one</li><li>Point <b>two</b></li></ul>",
+            summary_text=f"{words}\n\n- Point one\n- Point two",
+            source="EU Cybersecurity Clusters Watch",
+            published="4 January 2026",
+            note="Worth a read." if n % 7 == 0 else "",
+        )
+        for n in range(1, entries - 4)
+    ]
+    events = tuple(
+        EventEntry(
+            ref=100 + n,
+            title=f"Cluster Hour {n}",
+            when=f"Tue {13 + 7 * n} January 2026, 15:00–16:00 CET",
+            starts_at="2026-01-13T14:00:00+00:00",
+            own_time="",
+            location="Online",
+            url="https://webinars.example.org/cluster-hour",
+            description="A cluster manager talks about what worked for their members.",
+            note="",
+        )
+        for n in range(5)
+    )
+    third = len(news[1:]) // 3
+    return IssueContent(
+        issue_id=1,
+        number=12,
+        list_slug="cyber-news",
+        list_name="Cyberwatching.eu Cluster News",
+        date="2026-01-05",
+        date_label="5 January 2026",
+        subject="Cluster News #12",
+        preheader="Cluster of the month, policy news and webinars",
+        intro_html="<p>Welcome to <strong>this month's</strong> cluster news.</p>",
+        intro_text="Welcome to **this month's** cluster news.",
+        highlight=Highlight("Cluster of the month", news=news[0]),
+        sections=(
+            Section("Cluster news", tuple(news[1 : 1 + third])),
+            Section("Policy and funding", tuple(news[1 + third : 1 + 2 * third])),
+            Section("Research and innovation", tuple(news[1 + 2 * third :])),
+        ),
+        events=events,
+        controller_name="Cyberwatching.eu consortium",
+        controller_contact="dpo@example.org",
+        controller_address="Example Street 1, Brussels",
+        purpose="News about European cybersecurity clusters",
+        cadence="monthly",
+        timezone="Europe/Madrid",
+    )
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:8.1f} ms"
+
+
+def main() -> int:
+    renderer = Renderer()
+    content = sample()
+    assert content.entry_count == ENTRIES, content.entry_count
+    compile_issue(renderer, content)  # warm the template cache and the compiler
+
+    runs = []
+    for _ in range(15):
+        start = time.perf_counter()
+        compiled = compile_issue(renderer, content)
+        runs.append(time.perf_counter() - start)
+    compile_time = statistics.median(runs)
+
+    start = time.perf_counter()
+    for n in range(READERS):
+        compiled.personalise(
+            f"Reader {n}",
+            f"https://news.example.org/unsubscribe/token-{n}",
+            f"https://news.example.org/preferences/token-{n}",
+        )
+    per_reader = (time.perf_counter() - start) / READERS
+
+    start = time.perf_counter()
+    for _ in range(REFERENCE_READERS):
+        compile_issue(renderer, content).personalise("Reader", "https://u", "https://p")
+    reference = (time.perf_counter() - start) / REFERENCE_READERS
+
+    html, _ = compiled.personalise("Reader", "https://u", "https://p")
+    print(f"issue of {ENTRIES} entries, {len(html) // 1024} KiB of HTML")
+    print(
+        f"  compile once (Jinja2 -> MJML -> HTML + text):    {_ms(compile_time)}"
+        f"   target < 200 ms  {'ok' if compile_time < 0.2 else 'SLOW'}"
+    )
+    print(
+        f"  personalise, per reader ({READERS} readers):      {per_reader * 1e6:8.1f} µs"
+        f"   target < 50 µs   {'ok' if per_reader < 50e-6 else 'SLOW'}"
+    )
+    print(
+        f"  reference: full re-render per reader ({REFERENCE_READERS}):   {_ms(reference)}"
+        f"   ({reference / per_reader:,.0f}x the personalisation)"
+    )
+    print(
+        f"  for 10,000 readers: {per_reader * 10_000:.2f} s personalised"
+        f" vs {reference * 10_000:.0f} s re-rendered"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
