@@ -1,0 +1,353 @@
+"""Delivery throughput against Postfix's smtp-sink on loopback, beside two references.
+
+(a) Postfix's smtp-source (C), (b) a bare aiosmtplib loop sending pre-built bytes,
+(c) the full campaign: consent checks, personalisation, ledger writes, through
+the pooled engine. Same sink, same number of connections, ~40 KB messages, one
+run. Then the campaign's peak memory (ru_maxrss of its own process) for 50,000
+and 200,000 subscribers. Environment: MAILER_BENCH_N (default 50000),
+MAILER_BENCH_BIG (default 200000; 0 skips), MAILER_BENCH_CONNECTIONS (default 10).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+INSTALL = (
+    'debconf-set-selections <<< "postfix postfix/main_mailer_type select No configuration"\n'
+    "    apt-get update && apt-get install -y postfix"
+)
+SIZE = 40_000
+ROUNDS = 2
+ITEMS, INTRO = 10, 10  # news items and introduction paragraphs: a message of about 40 KB
+
+
+def _tool(name: str) -> str | None:
+    return shutil.which(name) or next(
+        (str(p) for p in (Path("/usr/sbin") / name, Path("/usr/bin") / name) if p.exists()), None
+    )
+
+
+def _port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _sink(port: int) -> subprocess.Popen[bytes]:
+    sink = _tool("smtp-sink")
+    assert sink
+    user = ["-u", "nobody"] if os.geteuid() == 0 else []
+    process = subprocess.Popen(
+        [sink, *user, f"127.0.0.1:{port}", "1024"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return process
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("smtp-sink did not start")
+
+
+# -- the database of a campaign --------------------------------------------------
+
+
+def prepare(path: Path, subscribers: int) -> int:
+    """A SQLite database with one list, `subscribers` active readers, one ~40 KB issue."""
+    from sqlalchemy import insert
+
+    from consent.clock import FrozenClock
+    from consent.lists import ListSpec, create_list
+    from consent.models import Subscriber, Subscription
+    from mailer import curation
+    from mailer.models import FeedItem
+    from mailer.runtime import Runtime
+    from mailer.settings import Settings
+
+    settings = Settings(
+        _env_file=None,
+        database_url=f"sqlite:///{path}",  # type: ignore[call-arg]
+        secret_key="bench-" + "k" * 40,
+        base_url="https://news.example.org",
+    )
+    rt = Runtime.build(settings, clock=FrozenClock(), upgrade=True)
+    spec = ListSpec(
+        "cyber-news",
+        "Cyberwatching.eu Cluster News",
+        "News",
+        "monthly",
+        "Cyberwatching.eu consortium",
+        "dpo@example.org",
+        "I agree.",
+    )
+    now = rt.clock.now()
+    with rt.sessions.begin() as session:
+        mailing_list = create_list(session, rt.clock, spec)
+        list_id, text_id = mailing_list.id, mailing_list.current_text.id
+    with rt.engine.begin() as connection:
+        for start in range(0, subscribers, 10_000):
+            ids = range(start + 1, min(start + 10_000, subscribers) + 1)
+            connection.execute(
+                insert(Subscriber.__table__),
+                [
+                    {
+                        "id": i,
+                        "ref": str(uuid.UUID(int=i)),
+                        "email": f"reader{i}@example.com",
+                        "name": f"Reader {i}",
+                        "commitment_key": "0" * 64,
+                        "created_at": now,
+                    }
+                    for i in ids
+                ],
+            )
+            connection.execute(
+                insert(Subscription.__table__),
+                [
+                    {
+                        "subscriber_id": i,
+                        "list_id": list_id,
+                        "status": "active",
+                        "consent_text_id": text_id,
+                        "requested_at": now,
+                        "confirmed_at": now,
+                    }
+                    for i in ids
+                ],
+            )
+    paragraph = (
+        "The European cybersecurity clusters met in Brussels to compare notes on "
+        "certification schemes, skills and the market for trusted services. "
+    )
+    with rt.sessions.begin() as session:
+        for n in range(ITEMS):
+            session.add(
+                FeedItem(
+                    list_id=list_id,
+                    content_hash=f"{n:064d}",
+                    title=f"Cluster story {n}",
+                    link=f"https://news.example.com/story/{n}",
+                    summary_html=f"<p>{paragraph * 3}</p>",
+                    summary_text=paragraph * 3,
+                    first_seen_at=now,
+                    updated_at=now,
+                )
+            )
+    with rt.sessions.begin() as session:
+        issue = curation.draft_issue(session, rt.clock, "cyber-news")
+        intro = "\n\n".join(f"**Story {n}.** {paragraph * 2}" for n in range(INTRO))
+        curation.update_issue(
+            session, rt.clock, issue.id, curation.IssueChanges(introduction=intro)
+        )
+        curation.approve_issue(session, rt.clock, rt.renderer, issue.id)
+        issue_id = issue.id
+    rt.close()
+    return issue_id
+
+
+def sample_message(path: Path, issue_id: int) -> bytes:
+    """One reader's message of the issue: what the bare loop sends over and over."""
+    from consent.clock import FrozenClock
+    from mailer.composer import Composer
+    from mailer.models import Issue
+    from mailer.newsletter import CompiledIssue
+    from mailer.recipients import Recipient
+    from mailer.runtime import Runtime
+    from mailer.settings import Settings
+
+    settings = Settings(
+        _env_file=None,
+        database_url=f"sqlite:///{path}",  # type: ignore[call-arg]
+        secret_key="bench-" + "k" * 40,
+        base_url="https://news.example.org",
+    )
+    rt = Runtime.build(settings, clock=FrozenClock())
+    with rt.sessions() as session:
+        issue = session.get(Issue, issue_id)
+        assert issue is not None and issue.compiled is not None
+        compiled = CompiledIssue.from_record(issue.compiled)
+    composer = Composer(compiled, settings, rt.consent)
+    data = composer.compose(
+        Recipient(1, 1, str(uuid.UUID(int=1)), "reader1@example.com", "Reader 1"),
+        composer.message_id(),
+        rt.clock.now(),
+    )
+    rt.close()
+    return data
+
+
+# -- the three senders -----------------------------------------------------------
+
+
+def smtp_source(port: int, count: int, connections: int) -> float:
+    source = _tool("smtp-source")
+    assert source
+    started = time.perf_counter()
+    subprocess.run(
+        [
+            source,
+            "-d",
+            "-s",
+            str(connections),
+            "-m",
+            str(count),
+            "-l",
+            str(SIZE),
+            "-f",
+            "newsletter@example.org",
+            "-t",
+            "reader@example.com",
+            f"127.0.0.1:{port}",
+        ],
+        check=True,
+    )
+    return count / (time.perf_counter() - started)
+
+
+async def _bare(port: int, count: int, connections: int, data: bytes) -> float:
+    import aiosmtplib
+
+    left = list(range(count))
+
+    async def worker() -> None:
+        smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=port)
+        await smtp.connect()
+        while left:
+            number = left.pop()
+            await smtp.sendmail("newsletter@example.org", [f"reader{number}@example.com"], data)
+        await smtp.quit()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(connections)))
+    return count / (time.perf_counter() - started)
+
+
+def campaign(path: Path, issue_id: int, port: int, connections: int) -> dict[str, float]:
+    """The full campaign in this process: its rate and this process's peak memory."""
+    from mailer.delivery import CampaignRunner
+    from mailer.runtime import Runtime
+    from mailer.settings import Settings
+
+    settings = Settings(
+        _env_file=None,
+        database_url=f"sqlite:///{path}",  # type: ignore[call-arg]
+        smtp_url=f"smtp://127.0.0.1:{port}",
+        secret_key="bench-" + "k" * 40,
+        base_url="https://news.example.org",
+        rate=1_000_000,
+        concurrency=connections,
+        max_per_connection=1000,
+    )
+    rt = Runtime.build(settings)
+    started = time.perf_counter()
+    summary = asyncio.run(CampaignRunner(rt, issue_id).run())
+    elapsed = time.perf_counter() - started
+    rt.close()
+    sent = summary.counts.get("sent", 0)
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"rate": sent / elapsed, "sent": sent, "seconds": elapsed, "maxrss_mb": maxrss}
+
+
+def _copy(source: Path, target: Path) -> Path:
+    """A fresh copy of the prepared database, so that each run sends the whole campaign."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{target}{suffix}").unlink(missing_ok=True)
+    shutil.copy(source, target)
+    return target
+
+
+def _campaign_in_subprocess(
+    path: Path, issue_id: int, port: int, connections: int
+) -> dict[str, float]:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.bench_delivery",
+            "campaign",
+            str(path),
+            str(issue_id),
+            str(port),
+            str(connections),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main() -> int:
+    if not (_tool("smtp-sink") and _tool("smtp-source")):
+        print(
+            "smtp-sink / smtp-source (Postfix) are not installed; the delivery benchmark needs"
+            f" them. Install with:\n    {INSTALL}\nskipped."
+        )
+        return 0
+    count = int(os.environ.get("MAILER_BENCH_N", "50000"))
+    big = int(os.environ.get("MAILER_BENCH_BIG", "200000"))
+    connections = int(os.environ.get("MAILER_BENCH_CONNECTIONS", "10"))
+    port = _port()
+    sink = _sink(port)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            db = Path(tmp) / "bench.db"
+            issue_id = prepare(db, count)
+            data = sample_message(db, issue_id)
+            print(
+                f"{count} subscribers, messages of {len(data):,} bytes,"
+                f" {connections} connections, smtp-sink on 127.0.0.1:{port}"
+            )
+            a = smtp_source(port, count, connections)
+            print(f"(a) smtp-source (C):                 {a:8.0f} msg/s")
+            # (b) and (c) twice, interleaved, best of each: the machine may be shared.
+            b, c = 0.0, {"rate": 0.0}
+            for _ in range(ROUNDS):
+                b = max(b, asyncio.run(_bare(port, count, connections, data)))
+                fresh = _copy(db, Path(tmp) / "run.db")
+                run = _campaign_in_subprocess(fresh, issue_id, port, connections)
+                c = run if run["rate"] > c["rate"] else c
+            print(f"(b) bare aiosmtplib, pre-built bytes: {b:8.0f} msg/s")
+            print(
+                f"(c) full campaign (SQLite):           {c['rate']:8.0f} msg/s"
+                f"  ({c['sent']:.0f} sent in {c['seconds']:.1f} s; best of {ROUNDS} each)"
+            )
+            print(
+                f"    c/b = {c['rate'] / b:.0%} (target >= 80%)   c/a = {c['rate'] / a:.0%}"
+                " (target >= 30%)"
+            )
+            print(f"    peak memory, {count} subscribers:  {c['maxrss_mb']:6.0f} MB")
+            if big:
+                db_big = Path(tmp) / "big.db"
+                big_issue = prepare(db_big, big)
+                d = _campaign_in_subprocess(db_big, big_issue, port, connections)
+                print(
+                    f"    peak memory, {big} subscribers: {d['maxrss_mb']:6.0f} MB"
+                    f"  (target < 200 MB; {d['rate']:.0f} msg/s)"
+                )
+    finally:
+        sink.terminate()
+        sink.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "campaign":
+        path, issue, port, connections = sys.argv[2:6]
+        print(json.dumps(campaign(Path(path), int(issue), int(port), int(connections))))
+    else:
+        raise SystemExit(main())

@@ -1,0 +1,214 @@
+"""Returned mail: DSN and ARF samples as each MTA writes them, classified and acted on."""
+
+from __future__ import annotations
+
+import mailbox
+import smtplib
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from consent.clock import FrozenClock
+from consent.models import ConsentEvent, Subscriber, Subscription, Suppression
+from consent.suppression import address_hmac, is_suppressed
+from mailer import bounce_server, dsn
+from mailer.bounces import BounceProcessor
+from mailer.cli import app
+from mailer.delivery_models import SoftBounce
+from mailer.runtime import Runtime
+from tests.conftest import SECRET, free_port
+from tests.delivery_fixtures import subscribe
+
+SAMPLES = Path(__file__).parent / "data" / "bounces"
+VERP_ADA = "bounces+s1-i1-fd3611c28c@bounces.example.org"  # subscriber 1, issue 1
+
+EXPECTED = {
+    "postfix_dsn_user_unknown.eml": ("hard", ("ada@example.com",), "5.1.1", "rfc3464/postfix"),
+    "postfix_dsn_delayed.eml": ("soft", ("grace@example.net",), "4.2.2", "rfc3464/postfix"),
+    "postfix_plain_legacy.eml": ("hard", ("linus@example.com",), "5.0.0", "postfix-text"),
+    "exim_failed.eml": ("hard", ("margaret@example.net",), "5.1.1", "exim"),
+    "exim_delayed.eml": ("soft", ("barbara@example.net",), "4.3.0", "exim"),
+    "exchange_ndr.eml": ("hard", ("alan@contoso.example.com",), "5.1.10", "rfc3464/exchange"),
+    "gmail_dsn_no_such_user.eml": ("hard", ("hedy@example.com",), "5.1.1", "rfc3464/gmail"),
+    "gmail_dsn_delayed.eml": ("soft", ("katherine@example.com",), "4.4.1", "rfc3464/gmail"),
+    "arf_complaint.eml": ("complaint", ("barbara@example.net",), "", "arf"),
+    "arf_redacted_verp.eml": ("complaint", (), "", "arf"),
+    "vacation_auto_submitted.eml": ("autoreply", (), "", "rfc3834"),
+    "autoreply_x_autoreply.eml": ("autoreply", (), "", "rfc3834"),
+    "exchange_automatic_reply.eml": ("autoreply", (), "", "rfc3834"),
+    "human_reply.eml": ("none", (), "", ""),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_each_sample_is_classified(name: str) -> None:
+    report = dsn.parse((SAMPLES / name).read_bytes())
+    assert (report.kind.value, report.recipients, report.status, report.source) == EXPECTED[name]
+
+
+def test_every_sample_is_covered() -> None:
+    assert sorted(p.name for p in SAMPLES.glob("*.eml")) == sorted(EXPECTED)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.binary(max_size=2000))
+def test_the_parser_never_raises_on_garbage(raw: bytes) -> None:
+    assert dsn.parse(raw).kind in dsn.Kind
+
+
+def _suppressed(runtime: Runtime, email: str) -> bool:
+    with runtime.sessions() as session:
+        return is_suppressed(session, address_hmac(SECRET, email), "cyber-news")
+
+
+def _events(runtime: Runtime) -> list[tuple[str, str]]:
+    with runtime.sessions() as session:
+        return [(e.kind, e.method) for e in session.scalars(select(ConsentEvent))]
+
+
+def test_a_verp_bounce_suppresses_the_subscriber_it_names(
+    runtime: Runtime, make_list: Callable[..., str]
+) -> None:
+    make_list()
+    subscribe(runtime, "ada@example.com")  # subscriber 1, as the VERP token says
+    handled = BounceProcessor(runtime).handle(
+        (SAMPLES / "postfix_dsn_user_unknown.eml").read_bytes(), [VERP_ADA]
+    )
+    assert handled.action == "suppressed" and handled.addresses == ["ada@example.com"]
+    assert _suppressed(runtime, "ada@example.com")
+    assert ("suppressed", "bounce") in _events(runtime)
+    with runtime.sessions() as session:
+        sub = session.scalar(select(Subscription))
+        assert sub is not None and sub.status == "suppressed"
+        reasons = [s.reason for s in session.scalars(select(Suppression))]
+    assert reasons == ["hard-bounce"]
+
+
+def test_a_forged_verp_token_names_nobody(runtime: Runtime, make_list: Callable[..., str]) -> None:
+    make_list()
+    subscribe(runtime, "ada@example.com")
+    raw = (SAMPLES / "postfix_dsn_user_unknown.eml").read_bytes()
+    forged = raw.replace(b"fd3611c28c", b"0000000000").replace(
+        b"ada@example.com", b"other@example.com"
+    )
+    BounceProcessor(runtime).handle(forged)
+    assert not _suppressed(runtime, "ada@example.com")
+
+
+def test_complaints_suppress_at_once_even_when_redacted(
+    runtime: Runtime, make_list: Callable[..., str]
+) -> None:
+    make_list()
+    subscribe(runtime, "first@example.org")
+    subscribe(runtime, "barbara@example.net")  # subscriber 2: the redacted report's VERP
+    processor = BounceProcessor(runtime)
+    handled = processor.handle((SAMPLES / "arf_redacted_verp.eml").read_bytes())
+    assert handled.addresses == ["barbara@example.net"] and handled.action == "suppressed"
+    assert _suppressed(runtime, "barbara@example.net")
+    assert ("suppressed", "complaint") in _events(runtime)
+    with runtime.sessions() as session:
+        assert [s.reason for s in session.scalars(select(Suppression))] == ["complaint"]
+
+
+def test_soft_bounces_count_and_suppress_at_the_threshold(
+    runtime: Runtime, make_list: Callable[..., str], clock: FrozenClock
+) -> None:
+    make_list()
+    subscribe(runtime, "grace@example.net")
+    processor = BounceProcessor(runtime)
+    delayed = (SAMPLES / "postfix_dsn_delayed.eml").read_bytes()
+    assert processor.handle(delayed).action == "counted"
+    clock.advance(days=15)  # the first one falls out of the 14-day window
+    assert processor.handle(delayed).action == "counted"
+    clock.advance(days=1)
+    assert processor.handle(delayed).action == "counted"
+    assert not _suppressed(runtime, "grace@example.net")
+    with runtime.sessions() as session:
+        rows = session.scalars(select(SoftBounce)).all()
+        assert len(rows) == 2
+        assert rows[0].address_hmac == address_hmac(SECRET, "grace@example.net")
+    clock.advance(timedelta(hours=1))
+    assert processor.handle(delayed).action == "suppressed"
+    assert _suppressed(runtime, "grace@example.net")
+    with runtime.sessions() as session:
+        assert session.scalars(select(SoftBounce)).all() == []
+
+
+def test_auto_replies_and_human_answers_change_nothing(
+    runtime: Runtime, make_list: Callable[..., str]
+) -> None:
+    make_list()
+    subscribe(runtime, "barbara@example.net")
+    subscribe(runtime, "ada@example.com")
+    processor = BounceProcessor(runtime)
+    for name in ("vacation_auto_submitted.eml", "autoreply_x_autoreply.eml", "human_reply.eml"):
+        assert processor.handle((SAMPLES / name).read_bytes()).action == "ignored"
+    assert not _suppressed(runtime, "barbara@example.net")
+    assert not _suppressed(runtime, "ada@example.com")
+
+
+def test_bounces_process_reads_a_maildir_an_mbox_and_stdin(
+    runtime: Runtime,
+    make_list: Callable[..., str],
+    settings_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    make_list()
+    for email in ("margaret@example.net", "hedy@example.com", "alan@contoso.example.com"):
+        subscribe(runtime, email)
+    box = mailbox.Maildir(tmp_path / "Maildir")
+    box.add((SAMPLES / "exim_failed.eml").read_bytes())
+    box.add((SAMPLES / "vacation_auto_submitted.eml").read_bytes())
+    runner = CliRunner()
+    first = runner.invoke(
+        app, ["bounces", "process", "--maildir", str(tmp_path / "Maildir")], env=settings_env
+    )
+    assert first.exit_code == 0, first.output
+    assert "2 mail(s) read, 1 acted on" in first.output
+    again = runner.invoke(
+        app, ["bounces", "process", "--maildir", str(tmp_path / "Maildir")], env=settings_env
+    )
+    assert "0 mail(s) read" in again.output  # handled mail moved to cur/
+
+    mbox = mailbox.mbox(tmp_path / "bounces.mbox")
+    mbox.add((SAMPLES / "gmail_dsn_no_such_user.eml").read_bytes())
+    mbox.flush()
+    second = runner.invoke(
+        app, ["bounces", "process", "--mbox", str(tmp_path / "bounces.mbox")], env=settings_env
+    )
+    assert "hard 5.1.1 (rfc3464/gmail) hedy@example.com: suppressed" in second.output
+    third = runner.invoke(
+        app,
+        ["bounces", "process", "-"],
+        env=settings_env,
+        input=(SAMPLES / "exchange_ndr.eml").read_bytes(),
+    )
+    assert third.exit_code == 0 and "suppressed" in third.output
+    for email in ("margaret@example.net", "hedy@example.com", "alan@contoso.example.com"):
+        assert _suppressed(runtime, email)
+    bad = runner.invoke(app, ["bounces", "process"], env=settings_env)
+    assert bad.exit_code == 2
+
+
+def test_the_bounce_endpoint_takes_reports_over_smtp(
+    runtime: Runtime, make_list: Callable[..., str]
+) -> None:
+    make_list()
+    subscribe(runtime, "ada@example.com")
+    port = free_port()
+    controller = bounce_server.start(BounceProcessor(runtime), "127.0.0.1", port)
+    try:
+        with smtplib.SMTP("127.0.0.1", port) as client:
+            raw = (SAMPLES / "postfix_dsn_user_unknown.eml").read_bytes()
+            client.sendmail("", [VERP_ADA], raw.replace(b"\n", b"\r\n"))
+    finally:
+        controller.stop()
+    assert _suppressed(runtime, "ada@example.com")
+    with runtime.sessions() as session:
+        assert session.scalar(select(Subscriber.email)) == "ada@example.com"
