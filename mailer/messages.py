@@ -15,6 +15,10 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr, parseaddr
 
+# Fold only past RFC 5322's hard limit: folding at 78 turns a long List-Unsubscribe
+# URL (no spaces to fold at) into an encoded word that clients do not recognise.
+MAIL_POLICY = SMTP.clone(max_line_length=998)
+
 
 class HeaderInjection(ValueError):
     """A value bound for a header carries a line break or NUL."""
@@ -90,7 +94,7 @@ def build_message(
     headers: Mapping[str, str] | None = None,
 ) -> EmailMessage:
     """A multipart/alternative message: text/plain first, text/html last (RFC 2046)."""
-    message = EmailMessage(policy=SMTP)
+    message = EmailMessage(policy=MAIL_POLICY)
     message["Date"] = format_datetime(date)
     message["From"] = header_safe(sender, "From")
     message["To"] = header_safe(to, "To")

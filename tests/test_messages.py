@@ -62,3 +62,27 @@ def test_non_ascii_names_are_encoded() -> None:
     raw = build(to=messages.format_recipient("jose@example.org", "José Núñez")).as_bytes()
     assert b"Jos\xc3\xa9" not in raw.split(b"\r\n\r\n")[0]
     assert message_from_bytes(raw, policy=default)["To"] == "José Núñez <jose@example.org>"
+
+
+def test_c2_long_unsubscribe_url_stays_a_plain_uri() -> None:
+    token = "t" * 180
+    message = messages.build_message(
+        sender="News <news@example.org>",
+        to="ada@example.org",
+        subject="Issue 1",
+        text="plain",
+        html="<p>html</p>",
+        date=datetime(2026, 1, 5, 9, tzinfo=UTC),
+        message_id=messages.make_message_id("example.org"),
+        headers=messages.list_headers(
+            base_url="https://news.example.org",
+            list_name="Cluster News",
+            list_slug="cyber-news",
+            domain="example.org",
+            unsubscribe_token=token,
+        ).as_dict(),
+    )
+    raw = message.as_bytes()
+    expected = f"List-Unsubscribe: <https://news.example.org/unsubscribe/{token}>\r\n"
+    assert expected.encode() in raw
+    assert b"=?utf-8?" not in raw
