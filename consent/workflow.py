@@ -1,4 +1,4 @@
-"""Double opt-in as an explicit state machine, and the services that drive it.
+"""The consent service: drives the double opt-in machine (consent.machine) over the database.
 
 States: pending -> active -> unsubscribed, re-subscription back to pending, and
 suppressed from anywhere. Every transition writes exactly one consent event;
@@ -10,143 +10,58 @@ sends the mails itself.
 
 from __future__ import annotations
 
-import ipaddress
 import secrets
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any, Literal
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from consent import ledger, tokens
+from consent import ledger, preferences, tokens
 from consent.addresses import InvalidInput, clean_name, normalise_address
 from consent.clock import Clock
 from consent.lists import get_list
+from consent.machine import (  # the machine's names, re-exported for callers
+    EVENT_KIND,
+    TRANSITIONS,
+    Action,
+    Announcement,
+    ConfirmationRequested,
+    ConfirmResult,
+    Evidence,
+    InvalidTransition,
+    Policy,
+    Subscribed,
+    Unsubscribed,
+    UnsubscribeResult,
+    next_state,
+    record_ip,
+)
 from consent.models import MailingList, Status, Subscriber, Subscription
-from consent.suppression import address_hmac, is_suppressed, lift
+from consent.suppression import address_hmac, lift
 
-Action = Literal["request", "confirm", "withdraw", "suppress", "import"]
+if TYPE_CHECKING:
+    from consent.preferences import Preferences, SubscriberRow
 
-# (action, current state) -> next state; None stands for "no subscription yet".
-TRANSITIONS: dict[tuple[Action, Status | None], Status] = {
-    ("request", None): Status.PENDING,
-    ("request", Status.PENDING): Status.PENDING,
-    ("request", Status.UNSUBSCRIBED): Status.PENDING,
-    ("request", Status.SUPPRESSED): Status.PENDING,
-    ("confirm", Status.PENDING): Status.ACTIVE,
-    ("withdraw", Status.PENDING): Status.UNSUBSCRIBED,
-    ("withdraw", Status.ACTIVE): Status.UNSUBSCRIBED,
-    ("import", None): Status.ACTIVE,
-    ("import", Status.PENDING): Status.ACTIVE,
-    ("import", Status.UNSUBSCRIBED): Status.ACTIVE,
-    ("suppress", None): Status.SUPPRESSED,
-    ("suppress", Status.PENDING): Status.SUPPRESSED,
-    ("suppress", Status.ACTIVE): Status.SUPPRESSED,
-    ("suppress", Status.UNSUBSCRIBED): Status.SUPPRESSED,
-}
-
-# The ledger's name for each action.
-EVENT_KIND: dict[Action, str] = {
-    "request": "requested",
-    "confirm": "confirmed",
-    "withdraw": "withdrawn",
-    "suppress": "suppressed",
-    "import": "imported",
-}
-
-
-class InvalidTransition(Exception):
-    def __init__(self, action: Action, state: Status | None) -> None:
-        super().__init__(f"cannot {action} from {state.value if state else 'nothing'}")
-
-
-def next_state(action: Action, state: Status | None) -> Status:
-    try:
-        return TRANSITIONS[(action, state)]
-    except KeyError:
-        raise InvalidTransition(action, state) from None
-
-
-@dataclass(frozen=True)
-class Policy:
-    """The rules a deployment chooses; built from settings at the edge."""
-
-    secret_key: str
-    record_ip: Literal["full", "truncated", "none"] = "truncated"
-    confirm_ttl: timedelta = timedelta(days=7)
-    confirmation_interval: timedelta = timedelta(minutes=10)
-
-
-@dataclass(frozen=True)
-class Evidence:
-    """How a request reached us: method, source and (per policy) the client."""
-
-    method: str
-    source: str
-    ip: str | None = None
-    user_agent: str | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
-
-
-# Events announced to the edge.
-@dataclass(frozen=True)
-class ConfirmationRequested:
-    subject_ref: str
-    email: str
-    name: str
-    list_slug: str
-    token: str
-
-
-@dataclass(frozen=True)
-class Subscribed:
-    subject_ref: str
-    email: str
-    name: str
-    list_slug: str
-    text_version: int
-
-
-@dataclass(frozen=True)
-class Unsubscribed:
-    subject_ref: str
-    list_slug: str
-
-
-Announcement = ConfirmationRequested | Subscribed | Unsubscribed
-
-
-@dataclass(frozen=True)
-class ConfirmResult:
-    list_slug: str
-    list_name: str
-    already: bool
-    announcements: tuple[Announcement, ...] = ()
-
-
-@dataclass(frozen=True)
-class UnsubscribeResult:
-    list_slug: str | None
-    list_name: str | None
-    already: bool
-    announcements: tuple[Announcement, ...] = ()
-
-
-def record_ip(policy: Policy, ip: str | None) -> str | None:
-    """The client IP as the policy allows it: whole, cut to /24 or /48, or not at all."""
-    if not ip or policy.record_ip == "none":
-        return None
-    try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
-        return None
-    if policy.record_ip == "full":
-        return str(address)
-    prefix = 24 if address.version == 4 else 48
-    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False).network_address)
+__all__ = [
+    "EVENT_KIND",
+    "TRANSITIONS",
+    "Action",
+    "Announcement",
+    "ConfirmResult",
+    "ConfirmationRequested",
+    "ConsentService",
+    "Evidence",
+    "InvalidTransition",
+    "Policy",
+    "Subscribed",
+    "UnsubscribeResult",
+    "Unsubscribed",
+    "next_state",
+    "record_ip",
+]
 
 
 class ConsentService:
@@ -198,7 +113,7 @@ class ConsentService:
             ),
         )
 
-    def _move(
+    def move(
         self,
         session: Session,
         action: Action,
@@ -218,7 +133,7 @@ class ConsentService:
             .options(selectinload(Subscriber.subscriptions))
         )
 
-    def _by_ref(self, session: Session, ref: str) -> Subscriber | None:
+    def by_ref(self, session: Session, ref: str) -> Subscriber | None:
         return session.scalar(select(Subscriber).where(Subscriber.ref == ref))
 
     def _subscription(
@@ -232,9 +147,38 @@ class ConsentService:
         )
 
     def confirm_token(self, subscription: Subscription) -> str:
-        request = int(subscription.requested_at.timestamp() * 1_000_000)
-        return self.tokens.make(
-            tokens.CONFIRM, subscription.subscriber.ref, subscription.list.slug, r=request
+        return self.confirm_token_for(
+            subscription.subscriber.ref, subscription.list.slug, subscription.requested_at
+        )
+
+    def confirm_token_for(self, subject_ref: str, list_slug: str, requested_at: datetime) -> str:
+        """The confirmation token of one request (bulk import builds rows without the ORM)."""
+        request = int(requested_at.timestamp() * 1_000_000)
+        return self.tokens.make(tokens.CONFIRM, subject_ref, list_slug, r=request)
+
+    def record_about(
+        self,
+        session: Session,
+        subscriber: Subscriber,
+        kind: str,
+        evidence: Evidence,
+        data: Mapping[str, Any] | None = None,
+        personal: Mapping[str, Any] | None = None,
+    ) -> None:
+        """One ledger event about the person rather than one list (rectified, erased)."""
+        ledger.append(
+            session,
+            ledger.Entry(
+                kind=kind,
+                list_slug=ledger.SUBJECT_WIDE,
+                subject_ref=subscriber.ref,
+                method=evidence.method,
+                source=evidence.source,
+                occurred_at=self.clock.now(),
+                data=data,
+                personal=personal if personal is not None else self._personal(subscriber, evidence),
+                commitment_key=subscriber.commitment_key,
+            ),
         )
 
     def unsubscribe_token(self, subject_ref: str, list_slug: str) -> str:
@@ -306,7 +250,7 @@ class ConsentService:
                 subscription.requested_at = now
                 subscription.confirmed_at = None
                 subscription.ended_at = None
-                self._move(session, "request", subscription, evidence)
+                self.move(session, "request", subscription, evidence)
             subscription.confirmation_sent_at = now
             token = self.confirm_token(subscription)
             return (
@@ -326,7 +270,7 @@ class ConsentService:
             raise tokens.TokenInvalid("this link is not valid")
         with self.sessions.begin() as session:
             mailing_list = get_list(session, claims.list_slug)
-            subscriber = self._by_ref(session, claims.subject)
+            subscriber = self.by_ref(session, claims.subject)
             subscription = (
                 self._subscription(session, subscriber, mailing_list) if subscriber else None
             )
@@ -340,7 +284,7 @@ class ConsentService:
                 return ConfirmResult(mailing_list.slug, mailing_list.name, already=True)
             if subscription.status != Status.PENDING:
                 raise tokens.TokenExpired("this confirmation link is no longer valid")
-            self._move(session, "confirm", subscription, evidence)
+            self.move(session, "confirm", subscription, evidence)
             subscription.confirmed_at = self.clock.now()
             lift(session, address_hmac(self.policy.secret_key, subscriber.email), mailing_list.slug)
             return ConfirmResult(
@@ -372,13 +316,13 @@ class ConsentService:
                 mailing_list = get_list(session, claims.list_slug)
             except LookupError:
                 return UnsubscribeResult(None, None, already=True)
-            subscriber = self._by_ref(session, claims.subject)
+            subscriber = self.by_ref(session, claims.subject)
             subscription = (
                 self._subscription(session, subscriber, mailing_list) if subscriber else None
             )
             if subscription is None or subscription.status not in (Status.ACTIVE, Status.PENDING):
                 return UnsubscribeResult(mailing_list.slug, mailing_list.name, already=True)
-            self._move(session, "withdraw", subscription, evidence)
+            self.move(session, "withdraw", subscription, evidence)
             subscription.ended_at = self.clock.now()
             return UnsubscribeResult(
                 mailing_list.slug,
@@ -398,7 +342,7 @@ class ConsentService:
             )
             if subscription is None or subscription.status not in (Status.ACTIVE, Status.PENDING):
                 return False
-            self._move(session, "withdraw", subscription, evidence)
+            self.move(session, "withdraw", subscription, evidence)
             subscription.ended_at = self.clock.now()
             return True
 
@@ -425,143 +369,55 @@ class ConsentService:
                     continue
                 if subscription.status == Status.SUPPRESSED:
                     continue
-                self._move(session, "suppress", subscription, evidence, {"reason": reason})
+                self.move(session, "suppress", subscription, evidence, {"reason": reason})
                 subscription.ended_at = now
                 changed = True
             return added or changed
 
-    # -- preferences ---------------------------------------------------------
+    def ask_repermission(self, list_slug: str, evidence: Evidence) -> tuple[Announcement, ...]:
+        """After the list's consent text changed, ask every subscriber who agreed to an
+        older text to confirm the current one; until they do, they are pending."""
+        announcements: list[Announcement] = []
+        now = self.clock.now()
+        with self.sessions.begin() as session:
+            mailing_list = get_list(session, list_slug)
+            current = mailing_list.current_text
+            stale = session.scalars(
+                select(Subscription)
+                .where(Subscription.list_id == mailing_list.id)
+                .where(Subscription.status == Status.ACTIVE)
+                .where(Subscription.consent_text_id != current.id)
+                .options(selectinload(Subscription.subscriber))
+            ).all()
+            for subscription in stale:
+                subscription.consent_text = current
+                subscription.requested_at = now
+                subscription.confirmed_at = None
+                subscription.confirmation_sent_at = now
+                self.move(session, "repermission", subscription, evidence)
+                subscriber = subscription.subscriber
+                announcements.append(
+                    ConfirmationRequested(
+                        subject_ref=subscriber.ref,
+                        email=subscriber.email,
+                        name=subscriber.name,
+                        list_slug=mailing_list.slug,
+                        token=self.confirm_token(subscription),
+                    )
+                )
+        return tuple(announcements)
+
+    # -- preferences and operator views (consent.preferences) ----------------
 
     def preferences(self, token: str) -> Preferences:
-        claims = self.tokens.read(tokens.PREFERENCES, token)
-        with self.sessions.begin() as session:
-            subscriber = self._by_ref(session, claims.subject)
-            if subscriber is None:
-                raise tokens.TokenExpired("this link is no longer valid")
-            return self._preferences(session, subscriber)
-
-    def _preferences(self, session: Session, subscriber: Subscriber) -> Preferences:
-        by_list = {s.list_id: s for s in subscriber.subscriptions}
-        choices = []
-        for mailing_list in session.scalars(
-            select(MailingList).options(selectinload(MailingList.texts)).order_by(MailingList.name)
-        ):
-            sub = by_list.get(mailing_list.id)
-            choices.append(
-                ListChoice(
-                    slug=mailing_list.slug,
-                    name=mailing_list.name,
-                    purpose=mailing_list.purpose,
-                    cadence=mailing_list.cadence,
-                    consent_text=mailing_list.current_text.text,
-                    status=sub.status.value if sub else None,
-                )
-            )
-        return Preferences(
-            subject_ref=subscriber.ref,
-            email=subscriber.email,
-            name=subscriber.name,
-            choices=tuple(choices),
-        )
+        return preferences.show(self, token)
 
     def update_preferences(
         self, token: str, wanted: set[str], name: str | None, evidence: Evidence
     ) -> tuple[Preferences, tuple[Announcement, ...]]:
-        """Leave the lists not in `wanted`, ask to join the new ones (double opt-in)."""
-        claims = self.tokens.read(tokens.PREFERENCES, token)
-        display = clean_name(name) if name is not None else None
-        joins: list[str] = []
-        announcements: list[Announcement] = []
-        with self.sessions.begin() as session:
-            subscriber = self._by_ref(session, claims.subject)
-            if subscriber is None:
-                raise tokens.TokenExpired("this link is no longer valid")
-            for slug in wanted:
-                get_list(session, slug)  # unknown lists are an input error
-            if display is not None and display != subscriber.name:
-                subscriber.name = display
-            for subscription in subscriber.subscriptions:
-                slug = subscription.list.slug
-                if subscription.status in (Status.ACTIVE, Status.PENDING) and slug not in wanted:
-                    self._move(session, "withdraw", subscription, evidence)
-                    subscription.ended_at = self.clock.now()
-                    announcements.append(Unsubscribed(subscriber.ref, slug))
-            current = {
-                s.list.slug
-                for s in subscriber.subscriptions
-                if s.status in (Status.ACTIVE, Status.PENDING)
-            }
-            joins = sorted(wanted - current)
-            email, display_name = subscriber.email, subscriber.name
-        for slug in joins:
-            announcements.extend(self.request(slug, email, display_name, evidence))
-        with self.sessions.begin() as session:
-            subscriber = self._by_ref(session, claims.subject)
-            assert subscriber is not None
-            return self._preferences(session, subscriber), tuple(announcements)
-
-    # -- operator views ------------------------------------------------------
+        return preferences.update(self, token, wanted, name, evidence)
 
     def subscribers(
         self, list_slug: str, status: Status | None = None, limit: int | None = None
     ) -> list[SubscriberRow]:
-        with self.sessions.begin() as session:
-            mailing_list = get_list(session, list_slug)
-            query = (
-                select(Subscriber.email, Subscriber.name, Subscription.status, Subscription)
-                .join(Subscription, Subscription.subscriber_id == Subscriber.id)
-                .where(Subscription.list_id == mailing_list.id)
-                .order_by(Subscriber.email)
-            )
-            if status is not None:
-                query = query.where(Subscription.status == status)
-            if limit is not None:
-                query = query.limit(limit)
-            digests: dict[str, bool] = {}
-            rows = []
-            for email, name, state, sub in session.execute(query):
-                if state != Status.SUPPRESSED:
-                    digest = address_hmac(self.policy.secret_key, email)
-                    if digests.setdefault(digest, is_suppressed(session, digest, list_slug)):
-                        state = Status.SUPPRESSED
-                rows.append(
-                    SubscriberRow(
-                        email=email,
-                        name=name,
-                        list=mailing_list.slug,
-                        status=Status(state).value,
-                        requested_at=sub.requested_at,
-                        confirmed_at=sub.confirmed_at,
-                    )
-                )
-            if status is not None:
-                rows = [r for r in rows if r.status == status.value]
-            return rows
-
-
-@dataclass(frozen=True)
-class ListChoice:
-    slug: str
-    name: str
-    purpose: str
-    cadence: str
-    consent_text: str
-    status: str | None
-
-
-@dataclass(frozen=True)
-class Preferences:
-    subject_ref: str
-    email: str
-    name: str
-    choices: tuple[ListChoice, ...]
-
-
-@dataclass(frozen=True)
-class SubscriberRow:
-    email: str
-    name: str
-    list: str
-    status: str
-    requested_at: datetime
-    confirmed_at: datetime | None
+        return preferences.subscribers(self, list_slug, status, limit)

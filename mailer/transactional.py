@@ -1,15 +1,21 @@
-"""Transactional mail: the confirmation and welcome mails the consent workflow announces."""
+"""Transactional mail: what the consent workflow and the self-service pages announce.
+
+Confirmation and welcome mails for subscriptions; access links and address-change
+checks for the self-service pages. All are built here and sent by `deliver`.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
 from email.message import EmailMessage
+from email.utils import parseaddr
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from consent.clock import Clock
 from consent.lists import get_list
+from consent.rights import SELF_SERVICE_TTL, AccessLinkRequested, AddressChangeRequested
 from consent.workflow import (
     Announcement,
     ConfirmationRequested,
@@ -22,6 +28,9 @@ from mailer.settings import Settings
 from mailer.transport import Envelope, Transport, TransportError
 
 log = logging.getLogger(__name__)
+
+SelfServiceRequest = AccessLinkRequested | AddressChangeRequested
+Mail = Announcement | SelfServiceRequest
 
 
 class TransactionalMail:
@@ -112,14 +121,54 @@ class TransactionalMail:
             headers=headers,
         )
 
-    def compose(self, event: Announcement) -> EmailMessage | None:
+    def self_service(self, event: SelfServiceRequest) -> EmailMessage:
+        """A link to one's own data, or the check of a new address."""
+        settings = self.settings
+        sender_name = parseaddr(settings.from_)[0] or settings.from_domain
+        context: dict[str, object] = {
+            "name": event.name,
+            "list_name": sender_name,
+            "controller_name": sender_name,
+            "controller_contact": settings.from_address,
+        }
+        if isinstance(event, AccessLinkRequested):
+            to, template = event.email, "email/access_link"
+            subject = "Your data with us: download, correct or erase it"
+            context.update(
+                url=f"{settings.base_url}/me/{event.token}",
+                ttl_minutes=int(SELF_SERVICE_TTL.total_seconds() // 60),
+            )
+        else:
+            to, template = event.new_email, "email/change_address"
+            subject = "Please confirm your new address"
+            context.update(
+                url=f"{settings.base_url}/me/confirm-address/{event.token}",
+                new_email=event.new_email,
+                ttl_days=self.consent.policy.confirm_ttl.days,
+            )
+        context["title"] = subject
+        rendered = self.renderer.render(template, context)
+        return messages.build_message(
+            sender=settings.from_,
+            to=messages.format_recipient(to, event.name),
+            subject=subject,
+            text=rendered.text,
+            html=rendered.html,
+            date=self.clock.now(),
+            message_id=messages.make_message_id(settings.from_domain),
+            headers={"Auto-Submitted": "auto-generated"},
+        )
+
+    def compose(self, event: Mail) -> EmailMessage | None:
         if isinstance(event, ConfirmationRequested):
             return self.confirmation(event)
         if isinstance(event, Subscribed):
             return self.welcome(event)
+        if isinstance(event, AccessLinkRequested | AddressChangeRequested):
+            return self.self_service(event)
         return None
 
-    async def deliver(self, events: Iterable[Announcement]) -> int:
+    async def deliver(self, events: Iterable[Mail]) -> int:
         """Send the mails the events call for; returns how many the relay accepted.
 
         A relay that cannot be reached is logged, not raised: the consent change

@@ -44,7 +44,7 @@ def _evidence(request: Request, method: str, source: str) -> Evidence:
     )
 
 
-def _page(request: Request, template: str, context: dict[str, Any], status: int = 200) -> Response:
+def page(request: Request, template: str, context: dict[str, Any], status: int = 200) -> Response:
     runtime = _runtime(request)
     cookie, token = csrf.issue(request, runtime.settings.secret_key)
     response: Response = request.app.state.templates.TemplateResponse(
@@ -60,7 +60,7 @@ def _page(request: Request, template: str, context: dict[str, Any], status: int 
     return response
 
 
-async def _form(request: Request) -> FormData:
+async def read_form(request: Request) -> FormData:
     try:
         return await request.form(max_files=0, max_fields=50, max_part_size=MAX_FORM_PART)
     except Exception as exc:  # malformed multipart, too many fields, oversized part
@@ -105,7 +105,7 @@ def _list_view(runtime: Runtime, slug: str) -> dict[str, Any]:
 async def subscribe_form(request: Request, slug: str) -> Response:
     runtime = _runtime(request)
     view = await run_in_threadpool(_list_view, runtime, slug)
-    return _page(
+    return page(
         request,
         "subscribe.html",
         {"list": view, "record_ip": runtime.settings.record_ip, "values": {}, "error": None},
@@ -127,7 +127,7 @@ async def subscribe(request: Request, slug: str) -> Response:
         consent_given = consent is True
         source = "api"
     else:
-        form = await _form(request)
+        form = await read_form(request)
         csrf.check(request, runtime.settings.secret_key, form.get(csrf.FIELD))
         email = str(form.get("email") or "")
         name = str(form.get("name") or "")
@@ -143,7 +143,7 @@ async def subscribe(request: Request, slug: str) -> Response:
             raise
         view = await run_in_threadpool(_list_view, runtime, slug)
         values = {"email": email, "name": name}
-        return _page(
+        return page(
             request,
             "subscribe.html",
             {
@@ -162,7 +162,7 @@ async def subscribe(request: Request, slug: str) -> Response:
     if wants_json(request):
         return JSONResponse({"status": "confirmation-sent", "detail": message}, status_code=202)
     view = await run_in_threadpool(_list_view, runtime, slug)
-    return _page(request, "subscribe_done.html", {"list": view, "message": message}, status=202)
+    return page(request, "subscribe_done.html", {"list": view, "message": message}, status=202)
 
 
 # -- confirm -----------------------------------------------------------------
@@ -175,20 +175,20 @@ async def confirm_page(request: Request, token: str) -> Response:
         tokens.CONFIRM, token, max_age=runtime.consent.policy.confirm_ttl
     )
     view = await run_in_threadpool(_list_view, runtime, claims.list_slug or "")
-    return _page(request, "confirm.html", {"list": view, "token": token})
+    return page(request, "confirm.html", {"list": view, "token": token})
 
 
 @router.post("/confirm/{token}")
 async def confirm(request: Request, token: str) -> Response:
     runtime = _runtime(request)
-    form = await _form(request)
+    form = await read_form(request)
     csrf.check(request, runtime.settings.secret_key, form.get(csrf.FIELD))
     result = await run_in_threadpool(
         runtime.consent.confirm, token, _evidence(request, "double-opt-in", "form:/confirm")
     )
     await runtime.mail.deliver(result.announcements)
     view = await run_in_threadpool(_list_view, runtime, result.list_slug)
-    return _page(request, "confirmed.html", {"list": view, "already": result.already})
+    return page(request, "confirmed.html", {"list": view, "already": result.already})
 
 
 # -- unsubscribe (RFC 8058) --------------------------------------------------
@@ -202,7 +202,7 @@ async def unsubscribe_page(request: Request, token: str) -> Response:
         view = await run_in_threadpool(_list_view, runtime, claims.list_slug or "")
     except LookupError:
         view = None
-    return _page(request, "unsubscribe.html", {"list": view, "token": token})
+    return page(request, "unsubscribe.html", {"list": view, "token": token})
 
 
 @router.post("/unsubscribe/{token}")
@@ -213,7 +213,7 @@ async def unsubscribe(request: Request, token: str) -> Response:
     the page's button sends the same. The token alone names subscriber and list.
     """
     runtime = _runtime(request)
-    form = await _form(request)
+    form = await read_form(request)
     one_click = form.get("List-Unsubscribe") == "One-Click"
     result = await run_in_threadpool(
         runtime.consent.unsubscribe,
@@ -222,7 +222,7 @@ async def unsubscribe(request: Request, token: str) -> Response:
     )
     if wants_json(request):
         return JSONResponse({"status": "unsubscribed", "list": result.list_slug})
-    return _page(
+    return page(
         request,
         "unsubscribed.html",
         {
@@ -244,13 +244,13 @@ def _preferences_context(runtime: Runtime, token: str) -> dict[str, Any]:
 async def preferences_page(request: Request, token: str) -> Response:
     runtime = _runtime(request)
     context = await run_in_threadpool(_preferences_context, runtime, token)
-    return _page(request, "preferences.html", context)
+    return page(request, "preferences.html", context)
 
 
 @router.post("/preferences/{token}")
 async def preferences(request: Request, token: str) -> Response:
     runtime = _runtime(request)
-    form = await _form(request)
+    form = await read_form(request)
     csrf.check(request, runtime.settings.secret_key, form.get(csrf.FIELD))
     wanted = {str(v) for v in form.getlist("lists")}
     name = form.get("name")
@@ -262,26 +262,4 @@ async def preferences(request: Request, token: str) -> Response:
         _evidence(request, "preferences", "form:/preferences"),
     )
     await runtime.mail.deliver(announcements)
-    return _page(request, "preferences.html", {"prefs": prefs, "token": token, "saved": True})
-
-
-@router.get("/healthz", include_in_schema=True)
-async def healthz(request: Request) -> Response:
-    from sqlalchemy import text
-
-    runtime = _runtime(request)
-
-    def ping() -> str:
-        try:
-            with runtime.engine.connect() as connection:
-                connection.execute(text("SELECT 1"))
-            return "ok"
-        except Exception as exc:  # report, never raise: this is the health page
-            return f"error: {type(exc).__name__}"
-
-    database = await run_in_threadpool(ping)
-    status = 200 if database == "ok" else 503
-    return JSONResponse(
-        {"status": "ok" if status == 200 else "degraded", "database": database},
-        status_code=status,
-    )
+    return page(request, "preferences.html", {"prefs": prefs, "token": token, "saved": True})
