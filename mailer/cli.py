@@ -233,20 +233,9 @@ def subscribers_list(
 # -- serve and demo ------------------------------------------------------------
 
 
-@app.command()
-def serve(
-    dev: Annotated[bool, typer.Option("--dev", help="Allow the default secret key")] = False,
-    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
-    proxy_headers: Annotated[
-        bool, typer.Option(help="Trust X-Forwarded-* from --forwarded-allow-ips")
-    ] = False,
-    forwarded_allow_ips: Annotated[str, typer.Option(help="Proxies to trust")] = "127.0.0.1",
-) -> None:
-    """Run the web app (public pages and admin API)."""
-    import uvicorn
-
-    from mailer.web import create_app
+def _service_runtime(dev: bool, log_json: bool) -> Runtime:
+    """Settings checked, logging set up, schema migrated: ready to run the service."""
+    from mailer import logs
 
     settings = load_settings()
     if settings.uses_default_secret and not dev:
@@ -255,18 +244,82 @@ def serve(
             " (e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
             " or pass --dev to run locally"
         )
+    logs.configure(log_json)
     try:
-        rt = Runtime.build(settings, upgrade=True)
+        return Runtime.build(settings, upgrade=True)
     except Exception as exc:
         raise fail(f"cannot open the database: {exc}", 1) from None
-    uvicorn.run(
-        create_app(rt),
-        host=host,
-        port=port,
-        proxy_headers=proxy_headers,
-        forwarded_allow_ips=forwarded_allow_ips,
-        log_level="info",
-    )
+
+
+LogJson = Annotated[bool, typer.Option("--log-json", help="Log one JSON object per line")]
+
+
+@app.command()
+def serve(
+    dev: Annotated[bool, typer.Option("--dev", help="Allow the default secret key")] = False,
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    scheduler: Annotated[
+        bool, typer.Option("--scheduler/--no-scheduler", help="Run the scheduler here too")
+    ] = True,
+    log_json: LogJson = False,
+    proxy_headers: Annotated[
+        bool, typer.Option(help="Trust X-Forwarded-* from --forwarded-allow-ips")
+    ] = False,
+    forwarded_allow_ips: Annotated[str, typer.Option(help="Proxies to trust")] = "127.0.0.1",
+) -> None:
+    """Run the web app (public pages, admin API) and, unless --no-scheduler, the scheduler."""
+    import signal
+
+    import uvicorn
+
+    from mailer.service import Service, build_scheduler
+    from mailer.web import create_app
+
+    rt = _service_runtime(dev, log_json)
+    service = Service(rt, build_scheduler(rt) if scheduler else None)
+    # uvicorn re-raises SIGTERM after its graceful shutdown; with this handler in
+    # place that re-raise is a no-op, and a clean stop exits 0 instead of -15.
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    try:
+        uvicorn.run(
+            create_app(rt, service),
+            host=host,
+            port=port,
+            proxy_headers=proxy_headers,
+            forwarded_allow_ips=forwarded_allow_ips,
+            log_config=None,
+            timeout_graceful_shutdown=60,
+        )
+    finally:
+        rt.close()
+
+
+@app.command("scheduler")
+def scheduler_command(
+    dev: Annotated[bool, typer.Option("--dev", help="Allow the default secret key")] = False,
+    log_json: LogJson = False,
+) -> None:
+    """Run only the scheduler (pair with `mailer serve --no-scheduler`); stops on SIGTERM."""
+    import signal
+
+    from mailer.service import Service, build_scheduler
+
+    rt = _service_runtime(dev, log_json)
+    service = Service(rt, build_scheduler(rt))
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        async with service.lifespan(None):
+            await stop.wait()
+
+    try:
+        asyncio.run(run())
+    finally:
+        rt.close()
 
 
 @app.command()
@@ -282,6 +335,10 @@ def demo(
 
 # -- command groups of other modules (one line each) ---------------------------
 # Each module defines its own Typer sub-app and is registered here.
+import mailer.cli_consent  # noqa: E402, F401  (consent ..., subscribers import)
+import mailer.cli_content  # noqa: E402, F401  (feeds ..., events ..., issues ...)
+import mailer.cli_delivery  # noqa: E402, F401  (issues send, bounces ..., audit ...)
+import mailer.cli_schedules  # noqa: E402, F401  (schedules ...)
 
 
 def main() -> None:

@@ -68,3 +68,15 @@ def current_revision(engine: Engine) -> str | None:
     with engine.connect() as connection:
         heads = MigrationContext.configure(connection).get_current_heads()
         return ", ".join(sorted(heads)) if heads else None
+
+
+def ping(engine: Engine) -> str:
+    """'ok', or what went wrong, in a word: for health checks, never raises."""
+    from sqlalchemy import text
+
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        return "ok"
+    except Exception as exc:
+        return f"error: {type(exc).__name__}"

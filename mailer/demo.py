@@ -1,108 +1,39 @@
-"""`mailer demo`: the service end to end on embedded defaults, with an embedded SMTP server.
+"""`mailer demo`: the whole service end to end on embedded defaults.
 
 Everything happens for real: a SQLite database under ./demo/, an aiosmtpd server
-on a free loopback port that writes each mail it receives to ./demo/outbox/, and
-the web app served by uvicorn on another loopback port, driven over HTTP.
+on a free loopback port writing each mail it receives to ./demo/outbox/, and the
+web app on uvicorn on another loopback port, driven over HTTP as readers would.
+Only time is accelerated: the clock jumps to the schedule's lead time and slot.
 """
 
 from __future__ import annotations
 
-import re
+import asyncio
 import secrets
 import shutil
-import socket
-import threading
 import time
-from collections import Counter
-from dataclasses import dataclass, field
-from email import message_from_bytes
-from email.message import EmailMessage
-from email.policy import default as default_policy
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
-import uvicorn
 from aiosmtpd.controller import Controller
 from rich.console import Console
 from rich.table import Table
 
+from consent import audit, ledger
+from consent.clock import FrozenClock
 from consent.lists import create_list
+from mailer import cadence, campaigns, curation, delivery_audit
+from mailer.content_demo import add_demo_sources, curate_demo_issue
 from mailer.demo_data import CLUSTER_NEWS, READERS, reader_address
+from mailer.demo_infra import Outbox, WebServer, free_port, link, post_form
+from mailer.publishing import preview, write_preview
 from mailer.runtime import Runtime
+from mailer.schedules import ScheduleSpec
 from mailer.settings import Settings
 
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Outbox:
-    """An aiosmtpd handler that writes every mail it receives to a directory."""
-
-    directory: Path
-    paths: list[Path] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-        with self.lock:
-            rcpt = re.sub(r"[^a-z0-9.@-]", "_", envelope.rcpt_tos[0].lower())
-            path = self.directory / f"{len(self.paths) + 1:04d}-{rcpt}.eml"
-            path.write_bytes(envelope.content)
-            self.paths.append(path)
-        return "250 2.0.0 Ok: stored"
-
-    def mails_to(self, address: str) -> list[EmailMessage]:
-        found = []
-        for path in list(self.paths):
-            if address in path.name:
-                parsed = message_from_bytes(path.read_bytes(), policy=default_policy)
-                assert isinstance(parsed, EmailMessage)
-                found.append(parsed)
-        return found
-
-
-def _link(message: EmailMessage, kind: str) -> str:
-    body = message.get_body(("plain",))
-    assert body is not None
-    found = re.search(rf"http://127\.0\.0\.1:\d+/{kind}/\S+", str(body.get_content()))
-    assert found, f"no {kind} link in the mail"
-    return found.group(0)
-
-
-class WebServer:
-    """uvicorn in a thread, on loopback, for the length of the demo."""
-
-    def __init__(self, app: Any, port: int) -> None:
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> WebServer:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("the demo web server did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-
-
-def _post_form(http: httpx.Client, url: str, data: dict[str, Any]) -> httpx.Response:
-    page = http.get(url)
-    page.raise_for_status()
-    found = CSRF.search(page.text)
-    assert found, f"no form on {url}"
-    return http.post(url, data={**data, "csrf_token": found.group(1)})
+EDITOR = "editor@example.org"
+SLUG = CLUSTER_NEWS.slug
 
 
 def run_demo(directory: str, console: Console) -> int:
@@ -110,12 +41,13 @@ def run_demo(directory: str, console: Console) -> int:
     if root.exists():
         console.print(f"[bold]Starting clean:[/] removing the previous demo in {root}")
         shutil.rmtree(root)
-    outbox_dir = root / "outbox"
-    outbox_dir.mkdir(parents=True)
-    outbox = Outbox(outbox_dir)
-    smtp = Controller(outbox, hostname="127.0.0.1", port=_free_port())
+    else:
+        console.print(f"[bold]Starting:[/] a new demo in {root}")
+    (root / "outbox").mkdir(parents=True)
+    outbox = Outbox(root / "outbox")
+    smtp = Controller(outbox, hostname="127.0.0.1", port=free_port())
     smtp.start()
-    web_port = _free_port()
+    web_port = free_port()
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
         database_url=f"sqlite:///{root / 'mailer.db'}",
@@ -124,70 +56,165 @@ def run_demo(directory: str, console: Console) -> int:
         secret_key=secrets.token_urlsafe(32),
         MAILER_FROM="Cyberwatching.eu Cluster News <newsletter@example.org>",
         subscribe_rate="1000/minute",
+        concurrency=4,
+        rate=500,
     )
-    runtime = Runtime.build(settings, upgrade=True)
+    clock = FrozenClock(datetime.now(UTC).replace(microsecond=0))
+    runtime = Runtime.build(settings, clock=clock, upgrade=True)
     started = time.monotonic()
     try:
-        return _run(runtime, root, outbox, web_port, console, started)
+        return Demo(runtime, clock, root, outbox, web_port, console).run(started)
     finally:
         runtime.close()
         smtp.stop()
 
 
-def _run(
-    runtime: Runtime, root: Path, outbox: Outbox, web_port: int, console: Console, started: float
-) -> int:
-    from mailer.web import create_app
+class Demo:
+    def __init__(
+        self,
+        runtime: Runtime,
+        clock: FrozenClock,
+        root: Path,
+        outbox: Outbox,
+        web_port: int,
+        console: Console,
+    ) -> None:
+        self.rt, self.clock, self.root, self.outbox = runtime, clock, root, outbox
+        self.web_port, self.say = web_port, console.print
+        self.console = console
+        self.base = runtime.settings.base_url
 
-    with runtime.sessions.begin() as session:
-        create_list(session, runtime.clock, CLUSTER_NEWS)
-    slug = CLUSTER_NEWS.slug
-    console.print(f"[bold]List[/] {CLUSTER_NEWS.name} ({slug}) with consent text v1")
-    base = runtime.settings.base_url
-    readers = [(f"{f} {last}", reader_address(f, last)) for f, last, _c, _k in READERS]
-    with WebServer(create_app(runtime), web_port), httpx.Client(timeout=10) as http:
+    def run(self, started: float) -> int:
+        from mailer.web import create_app
+
+        with self.rt.sessions.begin() as session:
+            create_list(session, self.rt.clock, CLUSTER_NEWS)
+        self.say(f"[bold]List[/] {CLUSTER_NEWS.name} ({SLUG}), consent text v1")
+        events = add_demo_sources(self.rt, SLUG, self.root)
+        self.say(f"[bold]Content[/] 2 sample feeds and {events} events from demo_content/")
+        readers = [(f"{f} {last}", reader_address(f, last)) for f, last, _c, _k in READERS]
+        with WebServer(create_app(self.rt), self.web_port), httpx.Client(timeout=30) as http:
+            confirmed = self.subscribe(http, readers)
+            issue_id = self.schedule_and_send()
+            self.clock.advance(hours=2)  # readers open the issue a little later
+            self.leave_and_erase(http, confirmed)
+        self.summary(issue_id)
+        self.say(f"Done in {time.monotonic() - started:.1f} s")
+        return 0
+
+    def subscribe(self, http: httpx.Client, readers: list[tuple[str, str]]) -> list[str]:
         for name, address in readers:
-            response = _post_form(
-                http,
-                f"{base}/subscribe/{slug}",
-                {"email": address, "name": name, "consent": "yes"},
-            )
-            response.raise_for_status()
-        console.print(f"[bold]Subscribed[/] {len(readers)} readers through the web form")
-
-        confirmers = readers[: len(readers) * 3 // 4]
-        for _name, address in confirmers:
-            [mail] = outbox.mails_to(address)
-            _post_form(http, _link(mail, "confirm"), {}).raise_for_status()
-        console.print(
-            f"[bold]Confirmed[/] {len(confirmers)}; {len(readers) - len(confirmers)} never"
-            " confirm and stay pending"
+            form = {"email": address, "name": name, "consent": "yes"}
+            post_form(http, f"{self.base}/subscribe/{SLUG}", form).raise_for_status()
+        confirmers = [address for _name, address in readers[: len(readers) * 3 // 4]]
+        for address in confirmers:
+            [mail] = self.outbox.mails_to(address)
+            post_form(http, link(mail, "confirm"), {}).raise_for_status()
+        self.say(
+            f"[bold]Double opt-in[/] {len(readers)} readers subscribed through the web form;"
+            f" {len(confirmers)} confirmed, {len(readers) - len(confirmers)} never do"
         )
+        return confirmers
 
-        leaver = confirmers[0][1]
-        welcome = outbox.mails_to(leaver)[-1]
-        one_click = welcome["List-Unsubscribe"].strip("<>")
+    def schedule_and_send(self) -> int:
+        view = self.rt.schedules.add(
+            ScheduleSpec(
+                list_slug=SLUG,
+                cron="0 9 * * MON",
+                timezone="Europe/Madrid",
+                lead=timedelta(hours=24),
+                approval="required",
+                editors=(EDITOR,),
+            )
+        )
+        self.say(
+            f"[bold]Schedule[/] weekly, Mondays 09:00 Europe/Madrid, 24 h lead, approval"
+            f" required; next slot {view.next_slot}"
+        )
+        slot_at = cadence.next_slot(view.cron, view.timezone, self.clock.now()).at
+        self.clock.set(slot_at - timedelta(hours=24))
+        outcome = asyncio.run(self.rt.schedules.tick())
+        [drafted] = [v for v in outcome if v.status == "drafted"]
+        assert drafted.issue_id is not None
+        issue_id = drafted.issue_id
+        self.say(
+            f"[bold]Clock → {self.clock.now():%Y-%m-%d %H:%M} UTC[/] (24 h before the slot):"
+            f" issue {issue_id} drafted, the editor was mailed a preview link"
+        )
+        curate_demo_issue(self.rt, issue_id)
+        with self.rt.sessions.begin() as session:
+            curation.approve_issue(session, self.rt.clock, self.rt.renderer, issue_id)
+        self.files = write_preview(preview(self.rt, issue_id), self.root / "preview")
+        self.say(
+            "[bold]Editor[/] wrote the introduction, picked the cluster of the month, approved"
+        )
+        self.clock.set(slot_at)
+        outcome = asyncio.run(self.rt.schedules.tick())
+        statuses = ", ".join(f"{v.slot} {v.status}" for v in outcome)
+        with self.rt.sessions() as session:
+            self.sent_copies = campaigns.status(session, issue_id).counts.get("sent", 0)
+        self.say(f"[bold]Clock → {self.clock.now():%Y-%m-%d %H:%M} UTC[/] (the slot): {statuses}")
+        return issue_id
+
+    def leave_and_erase(self, http: httpx.Client, confirmed: list[str]) -> None:
+        leaver, eraser = confirmed[0], confirmed[1]
+        newsletter = self.outbox.mails_to(leaver)[-1]
+        one_click = newsletter["List-Unsubscribe"].strip("<>")
         response = http.post(
             one_click,
             content=b"List-Unsubscribe=One-Click",
             headers={"Content-Type": "application/x-www-form-urlencoded"},
         )
         assert response.status_code == 200, response.status_code
-        console.print(f"[bold]One-click unsubscribe[/] by {leaver}: HTTP {response.status_code}")
+        self.say(f"[bold]One-click unsubscribe[/] by {leaver} from the newsletter: HTTP 200")
+        welcome = self.outbox.mails_to(eraser)[1]
+        preferences = http.get(link(welcome, "preferences"))
+        token = preferences.text.split('href="/me/from-preferences/')[1].split('"')[0]
+        overview = http.get(f"{self.base}/me/from-preferences/{token}")
+        me_token = overview.text.split('href="/me/')[1].split("/")[0]
+        erased = post_form(http, f"{self.base}/me/{me_token}/erase", {})
+        assert erased.status_code == 200, erased.status_code
+        self.say(f"[bold]Erasure[/] requested by {eraser} from the self-service page: done")
 
-    rows = runtime.consent.subscribers(slug)
-    counts = Counter(row.status for row in rows)
-    table = Table(title="Subscribers by state")
-    table.add_column("state")
-    table.add_column("count", justify="right")
-    for state in ("pending", "active", "unsubscribed", "suppressed"):
-        table.add_row(state, str(counts.get(state, 0)))
-    console.print(table)
-    console.print(f"[bold]Mails captured:[/] {len(outbox.paths)} in {root / 'outbox'}")
-    for path in outbox.paths[:3]:
-        console.print(f"  {path}")
-    if len(outbox.paths) > 3:
-        console.print(f"  … and {len(outbox.paths) - 3} more")
-    console.print(f"[bold]Database:[/] {root / 'mailer.db'}")
-    console.print(f"Done in {time.monotonic() - started:.1f} s")
-    return 0
+    def summary(self, issue_id: int) -> None:
+        now = self.clock.now()
+        with self.rt.sessions() as session:
+            counts = audit.summary(session, now)[SLUG]
+            issue = curation.get_issue(session, issue_id)
+            deliveries = campaigns.status(session, issue_id)
+            verified = ledger.verify(session)
+            audited = delivery_audit.audit_deliveries(session, issue_id)
+            subject, number, status = issue.subject, issue.number, issue.status.value
+
+        table = Table(title="Subscribers by state (from the consent ledger)")
+        table.add_column("state")
+        table.add_column("count", justify="right")
+        for state, value in counts.record().items():
+            table.add_row(state, str(value))
+        self.console.print(table)
+
+        table = Table(title="The issue")
+        for column in ("number", "subject", "status", "sent"):
+            table.add_column(column)
+        table.add_row(str(number), subject, status, f"{self.sent_copies} copies")
+        self.console.print(table)
+
+        table = Table(title="Deliveries (now; an erasure removes the person's rows)")
+        table.add_column("status")
+        table.add_column("count", justify="right")
+        for state, value in sorted(deliveries.counts.items()):
+            table.add_row(state, str(value))
+        self.console.print(table)
+
+        ok = "[green]verified[/]" if verified.ok else f"[red]BROKEN[/] {verified.breaks[0]}"
+        self.say(f"[bold]Consent ledger:[/] {verified.checked} events, {ok}")
+        passed = "[green]passed[/]" if not audited.violations else "[red]FAILED[/]"
+        self.say(
+            f"[bold]Audit of deliveries:[/] {audited.checked} checked,"
+            f" {len(audited.violations)} without consent: {passed}"
+        )
+        self.say(f"[bold]Rendered issue:[/] {self.files.html}")
+        self.say(f"                 {self.files.text}")
+        self.say(f"                 {self.files.eml}")
+        self.say(f"[bold]Mails captured:[/] {len(self.outbox.paths)} in {self.root / 'outbox'}")
+        self.say(f"[bold]Database:[/] {self.root / 'mailer.db'}")

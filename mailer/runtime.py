@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -15,6 +17,9 @@ from mailer.render import Renderer
 from mailer.settings import Settings
 from mailer.transactional import TransactionalMail
 from mailer.transport import SMTPTransport, Transport
+
+if TYPE_CHECKING:
+    from mailer.schedules import ScheduleService
 
 
 @dataclass
@@ -52,6 +57,19 @@ class Runtime:
         transport = transport or SMTPTransport(settings.smtp_url)
         mail = TransactionalMail(settings, sessions, consent, renderer, transport, clock)
         return cls(settings, clock, engine, sessions, consent, renderer, transport, mail)
+
+    @cached_property
+    def schedules(self) -> ScheduleService:
+        """The schedules service, acting through the real content and delivery services."""
+        from mailer.publisher import RuntimePublisher
+        from mailer.schedules import ScheduleService
+
+        return ScheduleService(
+            self.sessions,
+            self.clock,
+            RuntimePublisher(self),
+            preview_url=f"{self.settings.base_url}/api/lists/{{list}}/issues/{{id}}/preview.html",
+        )
 
     def close(self) -> None:
         self.engine.dispose()

@@ -29,6 +29,30 @@ class Settings(BaseSettings):
     record_ip: Literal["full", "truncated", "none"] = "truncated"
     api_token: str = ""
     subscribe_rate: str = "10/minute"
+    # The running service (mailer serve / mailer scheduler)
+    feed_interval: int = Field(default=60, ge=1, description="minutes between feed fetches")
+    tick_seconds: int = Field(default=30, ge=1, description="seconds between schedule checks")
+    bounce_maildir: str = Field(default="", description="maildir of bounces; empty = off")
+
+    # -- delivery (docs/delivery.md) --
+    max_per_connection: int = Field(default=100, ge=1, description="messages per SMTP session")
+    smtp_timeout: float = Field(default=30.0, gt=0, description="seconds per SMTP reply")
+    batch_size: int = Field(default=500, ge=1, description="recipients taken per consent check")
+    retry_max_age: float = Field(default=48.0, gt=0, description="hours a deferral is retried")
+    retry_base: float = Field(default=300.0, gt=0, description="seconds before the first retry")
+    retry_linger: float = Field(
+        default=900.0, ge=0, description="seconds a send waits for due retries before it exits"
+    )
+    pause_error_rate: float = Field(
+        default=0.5, gt=0, le=1, description="share of failed attempts (last 200) that pauses"
+    )
+    dkim_selector: str = Field(default="", description="DKIM selector; empty = do not sign")
+    dkim_key_file: str = Field(default="", description="PEM RSA (>= 2048) or Ed25519 key")
+    dkim_domain: str = Field(default="", description="d= of the signature; default From's")
+    verp_domain: str = Field(default="", description="VERP bounces+TOKEN@this; empty = off")
+    verp_local: str = Field(default="bounces", description="local part before +TOKEN")
+    soft_bounce_limit: int = Field(default=3, ge=1, description="soft bounces that suppress")
+    soft_bounce_days: int = Field(default=14, ge=1, description="...counted within these days")
 
     @field_validator("base_url")
     @classmethod

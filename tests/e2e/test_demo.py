@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -9,19 +10,39 @@ from typer.testing import CliRunner
 from mailer.cli import app
 
 
-def test_demo_runs_end_to_end_and_twice(tmp_path: Path) -> None:
-    target = tmp_path / "demo"
-    result = CliRunner().invoke(app, ["demo", "--directory", str(target)], env={})
-    assert result.exit_code == 0, result.output
-    assert "Subscribed 24 readers through the web form" in result.output
-    assert "One-click unsubscribe by ana.ibarra@example.org: HTTP 200" in result.output
-    assert "│ pending      │     6 │" in result.output
-    assert "│ active       │    17 │" in result.output
-    assert "│ unsubscribed │     1 │" in result.output
-    mails = sorted((target / "outbox").glob("*.eml"))
-    assert len(mails) == 24 + 18  # confirmations + welcomes
-    assert b"List-Unsubscribe-Post: List-Unsubscribe=One-Click" in mails[-1].read_bytes()
+def row(output: str, label: str) -> str:
+    found = re.search(rf"│ {re.escape(label)}\s*│\s*(\S+)\s*│", output)
+    assert found, f"no row {label!r} in:\n{output}"
+    return found.group(1)
 
-    again = CliRunner().invoke(app, ["demo", "--directory", str(target)], env={})
+
+def test_demo_runs_the_whole_job_and_twice(tmp_path: Path) -> None:
+    target = tmp_path / "demo"
+    result = CliRunner().invoke(app, ["demo", "--directory", str(target)], env={"COLUMNS": "120"})
+    output = result.output
+    assert result.exit_code == 0, output
+    assert "Starting: a new demo" in output
+    assert "24 readers subscribed through the web form; 18 confirmed, 6 never do" in output
+    assert "issue 1 drafted, the editor was mailed a preview link" in output
+    assert re.search(r"\(the slot\): \S+ sent", output)
+    assert "One-click unsubscribe by ana.ibarra@example.org from the newsletter: HTTP 200" in output
+    assert "Erasure requested by bruno.lefevre@example.org" in output
+    assert (row(output, "pending"), row(output, "active")) == ("6", "16")
+    assert (row(output, "withdrawn"), row(output, "erased")) == ("1", "1")
+    assert "18 copies" in output
+    assert re.search(r"Consent ledger: \d+ events, verified", output)
+    assert "Audit of deliveries: 17 checked, 0 without consent: passed" in output
+
+    preview = target / "preview"
+    html = (preview / "1.html").read_text()
+    assert "Cluster of the month" in html and "<script" not in html
+    assert "Unsubscribe" in (preview / "1.txt").read_text()
+    eml = (preview / "1.eml").read_bytes()
+    assert b"List-Unsubscribe-Post: List-Unsubscribe=One-Click" in eml
+    mails = sorted((target / "outbox").glob("*.eml"))
+    # 24 confirmations, 18 welcomes, 1 mail to the editor, 18 newsletters
+    assert len(mails) == 24 + 18 + 1 + 18
+
+    again = CliRunner().invoke(app, ["demo", "--directory", str(target)], env={"COLUMNS": "120"})
     assert again.exit_code == 0, again.output
     assert "Starting clean" in again.output
