@@ -163,3 +163,15 @@ def _fields(
 def _safe_url(raw: str) -> str:
     value = raw.strip()
     return value[:2000] if urlsplit(value).scheme in ("http", "https") else ""
+
+
+def calendar_urls(session: Session, list_slug: str) -> list[str]:
+    """The http(s) calendars a list's events were imported from, to read again."""
+    mailing_list = get_list(session, list_slug)
+    sources = session.scalars(
+        select(ProjectEvent.source)
+        .where(ProjectEvent.list_id == mailing_list.id)
+        .distinct()
+        .order_by(ProjectEvent.source)
+    )
+    return [s for s in sources if urlsplit(s).scheme.lower() in ("http", "https")]

@@ -352,3 +352,54 @@ def test_schedules_cli_add_list_remove_and_bad_input(
     assert [r["id"] for r in json.loads(run("schedules", "list", "--json").stdout)] == [2]
     missing = run("schedules", "remove", "1")
     assert missing.exit_code == 2 and "no schedule 1" in missing.output
+
+
+def test_lead_time_reads_the_lists_calendars_again(
+    runtime: Runtime, clock: FrozenClock, smtp_server: SMTPServer, newsroom
+) -> None:
+    from mailer import event_import
+    from mailer.models import IssueEntry, ProjectEvent
+    from tests.content_fixtures import serve_feeds
+
+    def calendar(*titles: str) -> bytes:
+        events = "".join(
+            "BEGIN:VEVENT\r\n"
+            f"UID:webinar-{i}@example.org\r\nSUMMARY:{title}\r\n"
+            f"DTSTART:202601{14 + i}T150000Z\r\nDTEND:202601{14 + i}T160000Z\r\n"
+            "DTSTAMP:20260101T000000Z\r\nEND:VEVENT\r\n"
+            for i, title in enumerate(titles)
+        )
+        return (
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//example//demo//EN\r\n"
+            f"{events}END:VCALENDAR\r\n"
+        ).encode()
+
+    server_gen = serve_feeds()
+    server = next(server_gen)
+    try:
+        body = {"ics": calendar("Webinar: cluster funding")}
+        server.routes["/webinars.ics"] = lambda _request: (
+            200,
+            {"Content-Type": "text/calendar"},
+            body["ics"],
+        )
+        url = server.url("/webinars.ics")
+        with runtime.sessions.begin() as session:
+            data = event_import.read_calendar(url)
+            event_import.import_calendar(session, runtime.clock, "cyber-news", data, url)
+        newsroom(lead=timedelta(hours=24))
+        # The project adds a second webinar to its calendar after the import.
+        body["ics"] = calendar("Webinar: cluster funding", "Workshop: incident response")
+        clock.set(SLOT - timedelta(hours=24))
+        assert tick(runtime) == ["2026-01-12T09:00 drafted"]
+    finally:
+        server_gen.close()
+    with runtime.sessions() as session:
+        titles = set(
+            session.scalars(
+                select(ProjectEvent.title)
+                .join(IssueEntry, IssueEntry.event_id == ProjectEvent.id)
+                .where(IssueEntry.included.is_(True))
+            )
+        )
+    assert titles == {"Webinar: cluster funding", "Workshop: incident response"}
