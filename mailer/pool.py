@@ -24,6 +24,7 @@ from aiolimiter import AsyncLimiter
 from mailer.replies import Verdict, classify
 from mailer.settings import SMTPTarget
 from mailer.transport import Envelope, SendResult, TransportError
+from mailer.wire import use_wire_protocol
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ class _Connection:
         except (aiosmtplib.SMTPException, OSError) as exc:
             smtp.close()
             raise TransportError(f"cannot connect to {target!r}: {exc}") from exc
+        use_wire_protocol(smtp)
         self.smtp, self.count = smtp, 0
         self.pool.connections_opened += 1
         return smtp

@@ -1,0 +1,61 @@
+"""Message data in SMTP wire form, sent without aiosmtplib scanning it again.
+
+aiosmtplib's DATA runs two regular expressions over every message: one to turn
+lone CR or LF into CRLF, one to double a dot that starts a line. Over a 40 KB
+newsletter they cost about a third of the engine's time per message. The
+composer's bytes already end every line in CRLF, so here the check is two byte
+counts and the dot-quoting one `bytes.replace`; bytes that are not clean take
+aiosmtplib's own path. The protocol class below is aiosmtplib's, with only that
+step of its DATA command changed (checked against aiosmtplib 5.x).
+"""
+
+from __future__ import annotations
+
+import aiosmtplib
+from aiosmtplib.protocol import SMTPProtocol
+from aiosmtplib.response import SMTPResponse
+from aiosmtplib.typing import SMTPStatus
+
+CRLF = b"\r\n"
+
+
+def wire_form(message: bytes) -> bytes | None:
+    """The DATA payload (dot-quoted, ending CRLF.CRLF), or None if lines are not all CRLF."""
+    lines = message.count(b"\n")
+    if lines != message.count(CRLF) or message.count(b"\r") != lines:
+        return None
+    if not message.endswith(CRLF):
+        message += CRLF
+    quoted = message.replace(b"\r\n.", b"\r\n..")
+    if quoted.startswith(b"."):
+        quoted = b"." + quoted
+    return quoted + b".\r\n"
+
+
+class WireProtocol(SMTPProtocol):
+    """SMTPProtocol whose DATA sends clean bytes as they are (see the module docstring)."""
+
+    async def execute_data_command(
+        self, message: bytes, timeout: float | None = None
+    ) -> SMTPResponse:
+        wire = wire_form(message)
+        if wire is None or self._command_lock is None:
+            return await super().execute_data_command(message, timeout=timeout)
+        async with self._command_lock:
+            self._response_pending = True
+            self.write(b"DATA\r\n")
+            start = await self.read_response(timeout=timeout)
+            if start.code != SMTPStatus.start_input:
+                raise aiosmtplib.SMTPDataError(start.code, start.message)
+            self._response_pending = True
+            self.write(wire)
+            response = await self.read_response(timeout=timeout)
+            if response.code != SMTPStatus.completed:
+                raise aiosmtplib.SMTPDataError(response.code, response.message)
+        return response
+
+
+def use_wire_protocol(smtp: aiosmtplib.SMTP) -> None:
+    """Switch a connected client's protocol to WireProtocol (same state, one method differs)."""
+    if type(smtp.protocol) is SMTPProtocol:
+        smtp.protocol.__class__ = WireProtocol
