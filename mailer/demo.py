@@ -214,7 +214,7 @@ class Demo:
             f" {len(audited.violations)} without consent: {passed}"
         )
         self.say(f"[bold]Rendered issue:[/] {self.files.html}")
-        self.say(f"                 {self.files.text}")
-        self.say(f"                 {self.files.eml}")
+        self.say(f"                {self.files.text}")
+        self.say(f"                {self.files.eml}")
         self.say(f"[bold]Mails captured:[/] {len(self.outbox.paths)} in {self.root / 'outbox'}")
         self.say(f"[bold]Database:[/] {self.root / 'mailer.db'}")
