@@ -46,12 +46,12 @@ def clean_name(raw: str | None) -> str:
     return name
 
 
-def clean_text(raw: str, field: str, limit: int) -> str:
+def clean_text(raw: str, field: str, limit: int, required: bool = True) -> str:
     """A single-line field bound for a header or a label."""
     if _CONTROL.search(raw):
         raise InvalidInput(f"{field} contains a line break or control character")
     value = raw.strip()
-    if not value:
+    if required and not value:
         raise InvalidInput(f"{field} is required")
     if len(value) > limit:
         raise InvalidInput(f"{field} is longer than {limit} characters")

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from consent.addresses import InvalidInput
+from consent.addresses import InvalidInput, clean_text
 from consent.clock import Clock
 from consent.lists import get_list
 from consent.models import MailingList
@@ -70,17 +70,6 @@ class EntryChanges:
     section: str | None = None  # "" returns the entry to its feed's section
     note: str | None = None
     highlight: bool | None = None
-
-
-def _line(value: str, field: str, limit: int, required: bool = True) -> str:
-    if _CONTROL.search(value) or "\n" in value or "\r" in value:
-        raise InvalidInput(f"{field} must be one line of text")
-    value = value.strip()
-    if required and not value:
-        raise InvalidInput(f"{field} is required")
-    if len(value) > limit:
-        raise InvalidInput(f"{field} is longer than {limit} characters")
-    return value
 
 
 def _text(value: str, field: str, limit: int) -> str:
@@ -207,13 +196,13 @@ def update_issue(
 ) -> Issue:
     issue = _editable(session, issue_id, list_slug)
     if changes.subject is not None:
-        issue.subject = _line(changes.subject, "the subject", 300)
+        issue.subject = clean_text(changes.subject, "the subject", 300)
     if changes.preheader is not None:
-        issue.preheader = _line(changes.preheader, "the preheader", 300, required=False)
+        issue.preheader = clean_text(changes.preheader, "the preheader", 300, required=False)
     if changes.introduction is not None:
         issue.introduction = _text(changes.introduction, "the introduction", 10_000)
     if changes.highlight_label is not None:
-        issue.highlight_label = _line(changes.highlight_label, "the highlight label", 100)
+        issue.highlight_label = clean_text(changes.highlight_label, "the highlight label", 100)
     if changes.clear_highlight:
         for entry in issue.entries:
             entry.highlight = False
@@ -251,7 +240,7 @@ def update_entry(
     if changes.section is not None:
         if entry.kind != "item":
             raise InvalidInput("events have a section of their own")
-        entry.section = _line(changes.section, "the section", 100, required=False)
+        entry.section = clean_text(changes.section, "the section", 100, required=False)
     if changes.note is not None:
         entry.note = _text(changes.note, "the note", 2000)
     if changes.highlight is not None:
