@@ -103,6 +103,11 @@ class Scheduler:
     def running(self) -> bool:
         return bool(self._scheduler and self._scheduler.running)
 
+    def pause(self) -> None:
+        """Start no more jobs; the running ones go on."""
+        if self._scheduler and self._scheduler.running:
+            self._scheduler.pause()
+
     def shutdown(self) -> None:
         """Stop starting jobs; `wait_idle` then waits for the running ones."""
         if self._scheduler and self._scheduler.running:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -64,13 +63,19 @@ class Service:
             await self.stop()
 
     async def stop(self) -> None:
-        """SIGTERM: take no new jobs, let in-flight SMTP transactions finish, record state."""
+        """SIGTERM: take no new jobs, let in-flight SMTP transactions finish, record state.
+
+        The scheduler is paused, not shut down, until its jobs are idle: APScheduler's
+        asyncio executor cancels running jobs at shutdown, which would cut a campaign
+        between its `sending` mark and the server's reply.
+        """
         if self.scheduler is None:
             return
         log.info("stopping: waiting for running jobs to finish")
-        await asyncio.to_thread(self.scheduler.shutdown)
+        self.scheduler.pause()
         self.runtime.schedules.publisher.stop()  # running campaigns pause cleanly
         await self.scheduler.wait_idle(timeout=60)
+        self.scheduler.shutdown()
         log.info("stopped")
 
     async def smtp_status(self) -> str:

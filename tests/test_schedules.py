@@ -403,3 +403,79 @@ def test_lead_time_reads_the_lists_calendars_again(
             )
         )
     assert titles == {"Webinar: cluster funding", "Workshop: incident response"}
+
+
+# -- the running service: a clean stop in the middle of a send ----------------------
+
+
+def test_stopping_the_service_mid_send_pauses_cleanly_and_resumes_once(
+    settings, clock: FrozenClock, make_list: Callable[..., str], tmp_path: Path
+) -> None:
+    """What SIGTERM does to `mailer serve`: in-flight transactions finish, state is kept."""
+    import time as _time
+
+    from aiosmtpd.controller import Controller
+
+    from mailer.delivery_models import Delivery, DeliveryStatus
+    from mailer.scheduler import Scheduler
+    from mailer.service import Service
+    from tests.conftest import RecordingHandler, free_port
+
+    class SlowHandler(RecordingHandler):
+        async def handle_DATA(self, server, session, envelope):  # noqa: N802
+            await asyncio.sleep(0.02)
+            return await super().handle_DATA(server, session, envelope)
+
+    handler = SlowHandler()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    readers = [f"reader{i:02d}@example.org" for i in range(40)]
+    rt = Runtime.build(
+        settings.model_copy(
+            update={"smtp_url": f"smtp://127.0.0.1:{controller.port}", "concurrency": 2}
+        ),
+        clock=clock,
+    )
+    try:
+        make_list()
+        for reader in readers:
+            subscribe(rt, reader)
+        handler.received.clear()
+        feed = write_feed(tmp_path / "feed.xml", 3, clock.now())
+        with rt.sessions.begin() as session:
+            feeds.add_feed(session, rt.clock, "cyber-news", str(feed))
+        rt.schedules.add(
+            ScheduleSpec(
+                list_slug="cyber-news",
+                cron="0 9 * * MON",
+                timezone="Europe/Madrid",
+                approval="auto",
+            )
+        )
+        clock.set(SLOT)
+        service = Service(rt, Scheduler(tick=rt.schedules.tick, tick_every=timedelta(hours=1)))
+
+        async def run_then_stop() -> None:
+            async with service.lifespan(None):
+                deadline = _time.monotonic() + 20
+                while len(handler.received) < 5 and _time.monotonic() < deadline:
+                    await asyncio.sleep(0.01)
+            # leaving the lifespan is what uvicorn does on SIGTERM
+
+        asyncio.run(run_then_stop())
+        delivered = Counter(r.rcpt_tos[0] for r in handler.received)
+        assert 5 <= sum(delivered.values()) < len(readers)  # stopped mid-send
+        with rt.sessions() as session:
+            statuses = Counter(str(s) for s in session.scalars(select(Delivery.status)))
+        assert statuses.get(DeliveryStatus.SENDING, 0) == 0  # nothing left half-done
+        assert statuses[DeliveryStatus.SENT] == sum(delivered.values())
+        assert slots_of(rt) == [("2026-01-12T09:00", "sending")]
+
+        # The next start resumes the slot: everyone gets exactly one copy.
+        clock.advance(minutes=1)
+        assert tick(rt) == ["2026-01-12T09:00 sent"]
+        delivered = Counter(r.rcpt_tos[0] for r in handler.received)
+        assert delivered == Counter({r: 1 for r in readers})
+    finally:
+        rt.close()
+        controller.stop()
