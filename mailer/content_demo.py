@@ -20,7 +20,7 @@ from mailer.runtime import Runtime
 ANCHOR = datetime(2026, 1, 5, tzinfo=UTC)
 DEMO_CONTENT = Path(__file__).resolve().parent.parent / "demo_content"
 INTRODUCTION = (
-    "Welcome to this month's **cluster news**. Below: what Europe's cybersecurity and privacy"
+    "Welcome to this week's **cluster news**. Below: what Europe's cybersecurity and privacy"
     " clusters have been up to, the policy and funding news that concerns them, and the"
     " project's coming webinars. Clusters that want their news in the next issue can simply"
     " reply to the cluster desk."

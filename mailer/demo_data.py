@@ -12,14 +12,14 @@ CLUSTER_NEWS = ListSpec(
     slug="cluster-news",
     name="Cyberwatching.eu Cluster News",
     purpose=(
-        "A monthly digest for European cybersecurity and privacy clusters: sector news,"
+        "A weekly digest for European cybersecurity and privacy clusters: sector news,"
         " the cluster of the month, and the project's webinars and events."
     ),
-    cadence="monthly, on the first Tuesday",
+    cadence="weekly, on Monday mornings",
     controller_name="Cyberwatching.eu consortium (demo)",
     controller_contact="dpo@example.org",
     consent_text=(
-        "Yes, I want to receive the Cyberwatching.eu Cluster News by email, once a month."
+        "Yes, I want to receive the Cyberwatching.eu Cluster News by email, once a week."
         " I can withdraw my consent at any time with the unsubscribe link in every issue."
     ),
     controller_address="Avenue de l'Exemple 1, 1000 Brussels, Belgium",
