@@ -87,17 +87,12 @@ class Composer:
         return messages.make_message_id(self.domain)
 
     def compose(self, recipient: Recipient, message_id: str, now: datetime) -> bytes:
-        unsubscribe_token = self.consent.unsubscribe_token(recipient.ref, self.list_slug)
-        unsubscribe = messages.list_headers(
-            base_url=self.base_url,
-            list_name=self.list_name,
-            list_slug=self.list_slug,
-            domain=self.domain,
-            unsubscribe_token=unsubscribe_token,
-        )
+        # The static list headers are in the skeleton; only the reader's link is made here.
+        token = self.consent.unsubscribe_token(recipient.ref, self.list_slug)
+        unsubscribe_url = f"{self.base_url}/unsubscribe/{token}"
         values = {
             "greeting": greeting(recipient.name),
-            "unsubscribe_url": unsubscribe.unsubscribe_url,
+            "unsubscribe_url": unsubscribe_url,
             "preferences_url": (
                 f"{self.base_url}/preferences/{self.consent.preferences_token(recipient.ref)}"
             ),
@@ -106,7 +101,7 @@ class Composer:
             date=self.date(now),
             to=messages.format_recipient(recipient.email, recipient.name),
             message_id=message_id,
-            headers=[("List-Unsubscribe", unsubscribe.as_dict()["List-Unsubscribe"])],
+            headers=[("List-Unsubscribe", f"<{unsubscribe_url}>")],
             values=values,
         )
         return self.signer.sign(data) if self.signer is not None else data

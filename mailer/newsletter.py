@@ -3,8 +3,8 @@
 `compile_issue` renders an issue's content with placeholder slots for what differs
 per reader (greeting, unsubscribe and preferences links), checks the MJML, compiles
 it once, and splits both parts at the slots. `CompiledIssue.personalise` then only
-joins strings: no template, no MJML compiler. `issue_message` builds the full
-RFC 5322 message for one reader, with the one-click unsubscribe headers.
+joins strings: no template, no MJML compiler. The campaign's Composer
+(mailer.composer) turns the same parts into each reader's message bytes.
 """
 
 from __future__ import annotations
@@ -13,12 +13,9 @@ import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from email.message import EmailMessage
 from html import escape
 from typing import Any
 
-from mailer import messages
 from mailer.issue_content import IssueContent
 from mailer.mjml_check import check_mjml
 from mailer.render import Renderer, TemplateError
@@ -123,50 +120,4 @@ def compile_issue(renderer: Renderer, content: IssueContent) -> CompiledIssue:
         subject=content.subject,
         html_parts=_split(html, tokens, "HTML"),
         text_parts=_split(text, tokens, "text"),
-    )
-
-
-@dataclass(frozen=True)
-class Recipient:
-    """One reader of one list, with the signed tokens of their links."""
-
-    email: str
-    name: str
-    unsubscribe_token: str
-    preferences_token: str
-
-
-def issue_message(
-    compiled: CompiledIssue,
-    recipient: Recipient,
-    *,
-    sender: str,
-    base_url: str,
-    domain: str,
-    date: datetime,
-    message_id: str | None = None,
-    headers: Mapping[str, str] | None = None,
-) -> EmailMessage:
-    """The whole message for one reader: personalised parts and list headers (RFC 8058)."""
-    unsubscribe_url = f"{base_url}/unsubscribe/{recipient.unsubscribe_token}"
-    preferences_url = f"{base_url}/preferences/{recipient.preferences_token}"
-    html, text = compiled.personalise(recipient.name, unsubscribe_url, preferences_url)
-    extra = messages.list_headers(
-        base_url=base_url,
-        list_name=compiled.list_name,
-        list_slug=compiled.list_slug,
-        domain=domain,
-        unsubscribe_token=recipient.unsubscribe_token,
-    ).as_dict()
-    extra.update({"Precedence": "bulk", "Auto-Submitted": "auto-generated"})
-    extra.update(headers or {})
-    return messages.build_message(
-        sender=sender,
-        to=messages.format_recipient(recipient.email, recipient.name),
-        subject=compiled.subject,
-        text=text,
-        html=html,
-        date=date,
-        message_id=message_id or messages.make_message_id(domain),
-        headers=extra,
     )

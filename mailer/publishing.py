@@ -1,25 +1,27 @@
-"""Getting an issue out: its frozen compiled form for delivery, and previews to open.
+"""Getting an issue out: its frozen compiled form, and previews to open.
 
-Delivery takes `compiled_issue(session, issue_id)` once, then for each reader
-`issue_message(compiled, recipient_for(...), ...)` from mailer.newsletter. A
-preview is the same message for an invented sample reader, written as .html,
-.txt and .eml files.
+A preview is built by the same Composer that the campaign sends with (same
+headers, same bytes, DKIM-signed when signing is on), for an invented sample
+reader, and written as .html, .txt and .eml files.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from email import message_from_bytes
 from email.message import EmailMessage
+from email.policy import default as default_policy
 from pathlib import Path
 
 from sqlalchemy.orm import Session
 
 from consent.addresses import InvalidInput
-from consent.workflow import ConsentService
+from mailer.composer import Composer, signer_from
 from mailer.curation import get_issue
 from mailer.issue_content import build_content
 from mailer.models import IssueStatus
-from mailer.newsletter import CompiledIssue, Recipient, compile_issue, issue_message
+from mailer.newsletter import CompiledIssue, compile_issue
+from mailer.recipients import Recipient
 from mailer.runtime import Runtime
 
 SAMPLE_REF = "00000000-0000-4000-8000-000000000000"
@@ -39,18 +41,6 @@ def compiled_issue(session: Session, issue_id: int) -> CompiledIssue:
     return CompiledIssue.from_record(issue.compiled)
 
 
-def recipient_for(
-    consent: ConsentService, subject_ref: str, email: str, name: str, list_slug: str
-) -> Recipient:
-    """A reader with freshly signed unsubscribe and preferences tokens."""
-    return Recipient(
-        email=email,
-        name=name,
-        unsubscribe_token=consent.unsubscribe_token(subject_ref, list_slug),
-        preferences_token=consent.preferences_token(subject_ref),
-    )
-
-
 @dataclass(frozen=True)
 class Preview:
     issue_id: int
@@ -58,6 +48,7 @@ class Preview:
     html: str
     text: str
     message: EmailMessage
+    data: bytes  # the message exactly as the campaign would send it
 
 
 @dataclass(frozen=True)
@@ -77,25 +68,21 @@ def preview(runtime: Runtime, issue_id: int, list_slug: str | None = None) -> Pr
             compiled = compile_issue(runtime.renderer, build_content(issue, runtime.clock.now()))
         status = issue.status.value
     settings = runtime.settings
-    recipient = recipient_for(
-        runtime.consent, SAMPLE_REF, SAMPLE_EMAIL, SAMPLE_NAME, compiled.list_slug
-    )
-    message = issue_message(
-        compiled,
-        recipient,
-        sender=settings.from_,
-        base_url=settings.base_url,
-        domain=settings.from_domain,
-        date=runtime.clock.now(),
-    )
+    composer = Composer(compiled, settings, runtime.consent, signer=signer_from(settings))
+    sample = Recipient(0, 0, SAMPLE_REF, SAMPLE_EMAIL, SAMPLE_NAME)
+    data = composer.compose(sample, composer.message_id(), runtime.clock.now())
+    message = message_from_bytes(data, policy=default_policy)
+    assert isinstance(message, EmailMessage)
     html_part, text_part = message.get_body(("html",)), message.get_body(("plain",))
     assert html_part is not None and text_part is not None
     return Preview(
         issue_id=issue_id,
         status=status,
-        html=str(html_part.get_content()),
-        text=str(text_part.get_content()),
+        # As a mail client shows them: the wire's CRLF line ends become newlines.
+        html=str(html_part.get_content()).replace("\r\n", "\n"),
+        text=str(text_part.get_content()).replace("\r\n", "\n"),
         message=message,
+        data=data,
     )
 
 
@@ -109,5 +96,5 @@ def write_preview(shown: Preview, directory: Path) -> PreviewFiles:
     )
     files.html.write_text(shown.html, encoding="utf-8")
     files.text.write_text(shown.text, encoding="utf-8")
-    files.eml.write_bytes(shown.message.as_bytes())
+    files.eml.write_bytes(shown.data)
     return files

@@ -14,7 +14,7 @@ import pytest
 from mailer.feed_parse import parse
 from mailer.issue_content import Highlight, IssueContent, Section, markdown_html
 from mailer.mjml_check import check_mjml
-from mailer.newsletter import CompiledIssue, Recipient, compile_issue, issue_message
+from mailer.newsletter import CompiledIssue, compile_issue
 from mailer.render import Renderer, TemplateError
 from tests.content_fixtures import FEEDS, event, news, sample_content
 
@@ -186,16 +186,29 @@ def test_event_highlight_and_empty_sections() -> None:
     assert "Annual event" in html and "EVENT OF THE MONTH" in text
 
 
-def test_issue_message_headers_and_structure(compiled: CompiledIssue) -> None:
-    message = issue_message(
-        compiled,
-        Recipient("ana@example.org", "Ana Example", "tok123", "pref456"),
-        sender="Cyberwatching.eu <newsletter@example.org>",
+def test_composed_message_headers_and_structure(compiled: CompiledIssue) -> None:
+    from consent.clock import FrozenClock
+    from consent.workflow import ConsentService, Policy
+    from mailer.composer import Composer
+    from mailer.recipients import Recipient
+    from mailer.settings import Settings
+
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        MAILER_FROM="Cyberwatching.eu <newsletter@example.org>",
         base_url="https://news.example.org",
-        domain="example.org",
-        date=datetime(2026, 1, 6, 9, 0, tzinfo=UTC),
+        secret_key="k" * 40,
     )
-    parsed = email.message_from_bytes(message.as_bytes(), policy=default_policy)
+    consent = ConsentService(None, FrozenClock(), Policy(secret_key=settings.secret_key))
+    composer = Composer(compiled, settings, consent)
+    data = composer.compose(
+        Recipient(0, 0, "ref-ana", "ana@example.org", "Ana Example"),
+        composer.message_id(),
+        datetime(2026, 1, 6, 9, 0, tzinfo=UTC),
+    )
+    unsubscribe_token = consent.unsubscribe_token("ref-ana", compiled.list_slug)
+    preferences_token = consent.preferences_token("ref-ana")
+    parsed = email.message_from_bytes(data, policy=default_policy)
     assert isinstance(parsed, EmailMessage)
     assert parsed["To"] == "Ana Example <ana@example.org>"
     assert parsed["Subject"] == "Cluster News #3 – January 2026"
@@ -203,9 +216,11 @@ def test_issue_message_headers_and_structure(compiled: CompiledIssue) -> None:
     assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert parsed["Precedence"] == "bulk"
     assert len(parsed.get_all("List-Unsubscribe") or []) == 1
-    assert "https://news.example.org/unsubscribe/tok123" in str(parsed["List-Unsubscribe"])
+    assert f"https://news.example.org/unsubscribe/{unsubscribe_token}" in str(
+        parsed["List-Unsubscribe"]
+    )
     assert parsed.get_content_type() == "multipart/alternative"
     plain, html = parsed.get_payload()  # type: ignore[misc]
     assert plain.get_content_type() == "text/plain" and html.get_content_type() == "text/html"
-    assert "https://news.example.org/preferences/pref456" in plain.get_content()
+    assert f"https://news.example.org/preferences/{preferences_token}" in plain.get_content()
     assert "Hello Ana Example," in html.get_content()

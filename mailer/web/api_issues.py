@@ -193,7 +193,7 @@ async def preview_eml(slug: str, issue_id: int, runtime: Admin) -> Response:
     """The whole message (RFC 5322, every header) for the sample reader."""
     shown = await _preview(runtime, slug, issue_id)
     return Response(
-        shown.message.as_bytes(),
+        shown.data,
         media_type="message/rfc822",
         headers={"Content-Disposition": f'attachment; filename="{issue_id}.eml"'},
     )
