@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     record_ip: Literal["full", "truncated", "none"] = "truncated"
     api_token: str = ""
     subscribe_rate: str = "10/minute"
+    confirmations_per_day: int = Field(
+        default=5, ge=1, description="confirmation mails to one address per 24 h, all lists"
+    )
     # The running service (mailer serve / mailer scheduler)
     feed_interval: int = Field(default=60, ge=1, description="minutes between feed fetches")
     tick_seconds: int = Field(default=30, ge=1, description="seconds between schedule checks")
