@@ -8,7 +8,10 @@ from email_validator import EmailNotValidError, validate_email
 
 MAX_ADDRESS = 254
 MAX_NAME = 200
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Line breaks and other controls (C0, DEL, C1), Unicode line and paragraph
+# separators, and lone surrogates (which JSON can carry): never part of a name,
+# subject or label, and refused by the header builder too (mailer.headers).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 
 
 class InvalidInput(ValueError):
@@ -16,7 +19,10 @@ class InvalidInput(ValueError):
 
 
 def normalise_address(raw: str) -> str:
-    """The address as the service keys it: syntax-checked (no DNS), lower-cased.
+    """The address as the service keys and mails it: syntax-checked (no DNS), lower-cased,
+    in ASCII. An internationalised domain is kept in its IDNA form (xn--...), which every
+    relay can deliver to; a non-ASCII part before the @ is refused, since delivering it
+    needs SMTPUTF8 all the way to the mailbox.
 
     The local part is case-folded too: providers treat it case-insensitively, and
     one person typing their address in two cases must not become two subscribers.
@@ -27,11 +33,22 @@ def normalise_address(raw: str) -> str:
         raise InvalidInput("the email address contains a line break or control character")
     if len(raw) > MAX_ADDRESS:
         raise InvalidInput(f"the email address is longer than {MAX_ADDRESS} characters")
+    local = raw.strip().rpartition("@")[0]
+    if not local.isascii():
+        raise InvalidInput(
+            "the part before the @ must be plain ASCII (a-z, 0-9 and signs such as . _ - +):"
+            " addresses with accented or non-Latin letters there cannot be delivered yet"
+        )
     try:
-        checked = validate_email(raw.strip(), check_deliverability=False)
+        checked = validate_email(raw.strip(), check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
         raise InvalidInput(f"not a valid email address: {exc}") from exc
-    return checked.normalized.lower()
+    address = str(checked.ascii_email).lower()
+    if "=?" in address:  # a MIME encoded word: no real mailbox is named so
+        raise InvalidInput("not a valid email address: it must not contain '=?'")
+    if len(address) > MAX_ADDRESS:
+        raise InvalidInput(f"the email address is longer than {MAX_ADDRESS} characters")
+    return address
 
 
 def clean_name(raw: str | None) -> str:

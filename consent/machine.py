@@ -67,6 +67,9 @@ class Policy:
     record_ip: Literal["full", "truncated", "none"] = "truncated"
     confirm_ttl: timedelta = timedelta(days=7)
     confirmation_interval: timedelta = timedelta(minutes=10)
+    # At most this many confirmation mails to one address per day, all lists together:
+    # a stranger must not make one mailbox receive a confirmation per list.
+    confirmations_per_day: int = 5
 
 
 @dataclass(frozen=True)

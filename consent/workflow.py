@@ -13,10 +13,10 @@ from __future__ import annotations
 import secrets
 import uuid
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from consent import ledger, preferences, tokens
@@ -39,7 +39,7 @@ from consent.machine import (  # the machine's names, re-exported for callers
     next_state,
     record_ip,
 )
-from consent.models import MailingList, Status, Subscriber, Subscription
+from consent.models import ConsentEvent, MailingList, Status, Subscriber, Subscription
 from consent.suppression import address_hmac, lift
 
 if TYPE_CHECKING:
@@ -62,6 +62,9 @@ __all__ = [
     "next_state",
     "record_ip",
 ]
+
+
+CONFIRMATION_WINDOW = timedelta(hours=24)
 
 
 class ConsentService:
@@ -132,6 +135,20 @@ class ConsentService:
             .where(Subscriber.email == email)
             .options(selectinload(Subscriber.subscriptions))
         )
+
+    def _confirmations_today(self, session: Session, subject_ref: str, now: datetime) -> int:
+        """Confirmation mails announced to this person, all lists, in the last 24 hours:
+        one `requested` event each (form, API, CLI, preferences page, import)."""
+        count = session.scalar(
+            select(func.count())
+            .select_from(ConsentEvent)
+            .where(
+                ConsentEvent.subject_ref == subject_ref,
+                ConsentEvent.kind == EVENT_KIND["request"],
+                ConsentEvent.occurred_at > now - CONFIRMATION_WINDOW,
+            )
+        )
+        return int(count or 0)
 
     def by_ref(self, session: Session, ref: str) -> Subscriber | None:
         return session.scalar(select(Subscriber).where(Subscriber.ref == ref))
@@ -232,6 +249,10 @@ class ConsentService:
                 and now - subscription.confirmation_sent_at < self.policy.confirmation_interval
             ):
                 return ()
+            if self._confirmations_today(session, subscriber.ref, now) >= (
+                self.policy.confirmations_per_day
+            ):
+                return ()  # nothing changes, nothing is sent, and the answer is the same
             if display and not subscriber.name:
                 subscriber.name = display
             if subscription is None:

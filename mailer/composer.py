@@ -55,7 +55,7 @@ class Composer:
             static["X-Mailer-Test"] = "a test copy for an editor, not part of the campaign"
         self.test = test
         self.skeleton = Skeleton.build(
-            sender=settings.from_,
+            sender=messages.sender_mailbox(settings.from_),
             subject=subject,
             text=Part.from_parts("plain", compiled.text_parts),
             html_source=Part.from_parts("html", compiled.html_parts, escape=html.escape),
@@ -99,6 +99,8 @@ class Composer:
         }
         data = self.skeleton.message(
             date=self.date(now),
+            # The stored address, the name shown literally: the same address the
+            # envelope names (mailer.delivery), never one read back from a header.
             to=messages.format_recipient(recipient.email, recipient.name),
             message_id=message_id,
             headers=[("List-Unsubscribe", f"<{unsubscribe_url}>")],

@@ -27,6 +27,7 @@ from mailer.campaigns import Summary
 from mailer.composer import Composer, signer_from
 from mailer.delivery_ledger import LedgerWriter, Result
 from mailer.delivery_models import CampaignState, DeliveryStatus
+from mailer.headers import HeaderInjection, mail_address
 from mailer.models import IssueStatus
 from mailer.newsletter import CompiledIssue
 from mailer.pool import DeliveryUncertain, SMTPPool
@@ -211,13 +212,21 @@ class CampaignRunner:
     async def _send(self, recipient: Recipient) -> None:
         now = self.rt.clock.now()
         message_id = self.composer.message_id()
-        data = self.composer.compose(recipient, message_id, now)
+        try:
+            address = mail_address(recipient.email)
+            data = self.composer.compose(recipient, message_id, now)
+        except HeaderInjection as exc:  # a row stored before addresses were checked as now
+            self.progress.cancelled += self.ledger.cancel(
+                [recipient.delivery_id], f"not sent: {exc}"
+            )
+            return
         if not await self.ledger.begin(recipient.delivery_id, message_id, now):
             self.progress.cancelled += self.ledger.cancel(
                 [recipient.delivery_id], "not sent: consent ended before this copy was sent"
             )
             return
-        envelope = Envelope(self.composer.sender(recipient), (recipient.email,), data)
+        # The envelope names the stored address, the same one the To header shows.
+        envelope = Envelope(self.composer.sender(recipient), (address,), data)
         try:
             reply, verdict = await self.pool.deliver(envelope)
         except DeliveryUncertain as exc:

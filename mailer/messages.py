@@ -1,7 +1,9 @@
 """RFC 5322 messages as pure functions: headers, MIME structure, list headers.
 
-Every header value passes `header_safe`, so no caller-supplied text can add a
-header or a body (CR, LF and NUL are refused, not stripped).
+Address, name and subject headers are encoded by mailer.headers and stored in the
+message as they are (never parsed again by the email package), so no value can
+add a recipient, a header or a body; internal values (tokens, ids, URLs) pass
+`header_safe`, which refuses CR, LF and NUL rather than stripping them.
 """
 
 from __future__ import annotations
@@ -10,18 +12,18 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
-from email.utils import format_datetime, formataddr, parseaddr
+from email.utils import format_datetime, parseaddr
+
+from mailer import headers
+from mailer.headers import HeaderInjection, Mailbox
+
+__all__ = ["HeaderInjection", "Mailbox", "build_message", "list_headers", "sender_mailbox"]
 
 # Fold only past RFC 5322's hard limit: folding at 78 turns a long List-Unsubscribe
 # URL (no spaces to fold at) into an encoded word that clients do not recognise.
 MAIL_POLICY = SMTP.clone(max_line_length=998)
-
-
-class HeaderInjection(ValueError):
-    """A value bound for a header carries a line break or NUL."""
 
 
 def header_safe(value: str, field: str = "header") -> str:
@@ -34,10 +36,15 @@ def make_message_id(domain: str) -> str:
     return f"<{secrets.token_hex(16)}@{header_safe(domain, 'domain')}>"
 
 
+def sender_mailbox(from_setting: str) -> Mailbox:
+    """The From of every mail, taken once from MAILER_FROM ("Name <address>")."""
+    name, address = parseaddr(from_setting)
+    return Mailbox.of(address or from_setting, name)
+
+
 def format_recipient(email: str, name: str = "") -> str:
-    header_safe(email, "address")
-    header_safe(name, "name")
-    return formataddr((name, email)) if name else email
+    """The To value for one reader: their stored address, their name shown literally."""
+    return Mailbox.of(email, name).header("To")
 
 
 @dataclass(frozen=True)
@@ -62,7 +69,8 @@ class ListHeaders:
 
 def list_id(list_name: str, list_slug: str, domain: str) -> str:
     """A stable List-Id: the list's name as phrase, `slug.domain` as identifier (RFC 2919)."""
-    return formataddr((header_safe(list_name, "list name"), f"{list_slug}.{domain}"))
+    identifier = header_safe(f"{list_slug}.{domain}", "list id")
+    return headers.phrase_with_id("List-Id", list_name, identifier)
 
 
 def list_headers(
@@ -84,8 +92,8 @@ def list_headers(
 
 def build_message(
     *,
-    sender: str,
-    to: str,
+    sender: Mailbox,
+    to: Mailbox,
     subject: str,
     text: str,
     html: str,
@@ -93,24 +101,32 @@ def build_message(
     message_id: str,
     headers: Mapping[str, str] | None = None,
 ) -> EmailMessage:
-    """A multipart/alternative message: text/plain first, text/html last (RFC 2046)."""
+    """A multipart/alternative message: text/plain first, text/html last (RFC 2046).
+
+    `headers` holds values built by mailer.headers (List-Id) or internal ASCII values
+    (URLs, fixed words), written as given once mailer.headers.line has checked them.
+    """
     message = EmailMessage(policy=MAIL_POLICY)
-    message["Date"] = format_datetime(date)
-    message["From"] = header_safe(sender, "From")
-    message["To"] = header_safe(to, "To")
-    message["Subject"] = header_safe(subject, "Subject")
-    message["Message-ID"] = header_safe(message_id, "Message-ID")
-    for name, value in (headers or {}).items():
-        message[header_safe(name, "header name")] = header_safe(value, name)
+    fields = [
+        ("Date", format_datetime(date)),
+        ("From", sender.header("From")),
+        ("To", to.header("To")),
+        ("Subject", _subject(subject)),
+        ("Message-ID", header_safe(message_id, "Message-ID")),
+        *(headers or {}).items(),
+    ]
+    for name, value in fields:
+        _raw(message, name, value)
     message.set_content(text, subtype="plain", cte="quoted-printable")
     message.add_alternative(html, subtype="html", cte="quoted-printable")
     return message
 
 
-def address_of(value: str) -> str:
-    """The bare address of a From-style value ("Name <a@b>" -> "a@b")."""
-    return parseaddr(value)[1]
+def _subject(text: str) -> str:
+    return headers.unstructured("Subject", text)
 
 
-def domain_of(address: str) -> str:
-    return Address(addr_spec=address).domain if "@" in address else address
+def _raw(message: EmailMessage, name: str, value: str) -> None:
+    """Store a header exactly as written: the email package would parse and decode it."""
+    headers.line(name, value)  # checks name and value
+    message.set_raw(name, value)

@@ -23,7 +23,7 @@ from aiolimiter import AsyncLimiter
 
 from mailer.replies import Verdict, classify
 from mailer.settings import SMTPTarget
-from mailer.transport import Envelope, SendResult, TransportError
+from mailer.transport import Envelope, SendResult, TransportError, smtp_client
 from mailer.wire import use_wire_protocol
 
 log = logging.getLogger(__name__)
@@ -51,17 +51,11 @@ class _Connection:
 
     async def open(self) -> aiosmtplib.SMTP:
         target = self.pool.target
-        smtp = aiosmtplib.SMTP(
-            hostname=target.hostname,
-            port=target.port,
-            use_tls=target.use_tls,
-            start_tls=True if target.start_tls else False,
-            username=target.username,
-            password=target.password,
-            validate_certs=target.validate_certs,
-            tls_context=self.pool.tls_context,
+        smtp = smtp_client(
+            target,
             timeout=self.pool.timeout,
             local_hostname=self.pool.local_hostname,
+            tls_context=self.pool.tls_context,
         )
         try:
             await smtp.connect()

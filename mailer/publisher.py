@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from html import escape
 
 from consent.addresses import InvalidInput
-from mailer import curation, event_import, feeds, messages
+from mailer import curation, event_import, feeds
 from mailer.campaigns import Summary
 from mailer.delivery import CampaignRunner
 from mailer.delivery_models import CampaignState
@@ -15,7 +14,7 @@ from mailer.feed_fetch import FetchPolicy
 from mailer.models import IssueStatus
 from mailer.runtime import Runtime
 from mailer.schedules import Drafted
-from mailer.transport import Envelope
+from mailer.transactional import EditorNotice
 
 log = logging.getLogger(__name__)
 
@@ -86,16 +85,5 @@ class RuntimePublisher:
             runner.stop("the service is shutting down")
 
     async def tell_editors(self, editors: list[str], subject: str, body: str) -> None:
-        settings = self.rt.settings
-        for editor in editors:
-            message = messages.build_message(
-                sender=settings.from_,
-                to=editor,
-                subject=subject,
-                text=body,
-                html=f"<pre>{escape(body)}</pre>",
-                date=self.rt.clock.now(),
-                message_id=messages.make_message_id(settings.from_domain),
-                headers={"Auto-Submitted": "auto-generated"},
-            )
-            await self.rt.transport.send(Envelope.of(message, settings.from_address, editor))
+        """One mail to each editor's stored address, through the transactional path."""
+        await self.rt.mail.deliver(EditorNotice(editor, subject, body) for editor in editors)

@@ -51,6 +51,7 @@ class Runtime:
             secret_key=settings.secret_key,
             record_ip=settings.record_ip,
             confirm_ttl=timedelta(days=settings.pending_ttl),
+            confirmations_per_day=settings.confirmations_per_day,
         )
         consent = ConsentService(sessions, clock, policy)
         renderer = Renderer()

@@ -14,6 +14,7 @@ import aiosmtplib
 from mailer.runtime import Runtime
 from mailer.scheduler import Housekeeping, Scheduler
 from mailer.settings import SMTPTarget
+from mailer.transport import smtp_client
 
 log = logging.getLogger(__name__)
 
@@ -83,15 +84,7 @@ class Service:
         checked, status = self._smtp
         if time.monotonic() - checked < 30:
             return status
-        target = SMTPTarget(self.runtime.settings.smtp_url)
-        client = aiosmtplib.SMTP(
-            hostname=target.hostname,
-            port=target.port,
-            use_tls=target.use_tls,
-            start_tls=target.start_tls or False,
-            validate_certs=target.validate_certs,
-            timeout=3,
-        )
+        client = smtp_client(SMTPTarget(self.runtime.settings.smtp_url), timeout=3)
         try:
             await client.connect()
             await client.noop()

@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     record_ip: Literal["full", "truncated", "none"] = "truncated"
     api_token: str = ""
     subscribe_rate: str = "10/minute"
+    confirmations_per_day: int = Field(
+        default=5, ge=1, description="confirmation mails to one address per 24 h, all lists"
+    )
     # The running service (mailer serve / mailer scheduler)
     feed_interval: int = Field(default=60, ge=1, description="minutes between feed fetches")
     tick_seconds: int = Field(default=30, ge=1, description="seconds between schedule checks")
@@ -54,6 +57,12 @@ class Settings(BaseSettings):
     soft_bounce_limit: int = Field(default=3, ge=1, description="soft bounces that suppress")
     soft_bounce_days: int = Field(default=14, ge=1, description="...counted within these days")
 
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url(cls, value: str) -> str:
+        SMTPTarget(value)  # a mistyped option fails at start, not at the first mail
+        return value
+
     @field_validator("base_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:
@@ -74,24 +83,58 @@ class Settings(BaseSettings):
         return self.from_address.rpartition("@")[2] or "localhost"
 
 
+_YES = ("1", "true", "yes", "on", "require")
+_NO = ("0", "false", "no", "off")
+
+
 class SMTPTarget:
-    """MAILER_SMTP_URL taken apart: smtp://user:pass@host:port?starttls=1, or smtps://."""
+    """MAILER_SMTP_URL taken apart: smtp://user:pass@host:port?starttls=...&verify=..., smtps://.
+
+    `start_tls` is None (upgrade whenever the relay offers STARTTLS: the default),
+    True (`?starttls=1`: refuse to send unless the relay offers it) or False
+    (`?starttls=0`, and always with smtps://, which is TLS from the first byte).
+    Certificates are verified unless `?verify=0`.
+    """
 
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("smtp", "smtps"):
             raise ValueError(f"MAILER_SMTP_URL must start with smtp:// or smtps://, not {url!r}")
         query = parse_qs(parts.query)
+        unknown = set(query) - {"starttls", "verify"}
+        if unknown:
+            raise ValueError(f"MAILER_SMTP_URL: unknown option(s) {', '.join(sorted(unknown))}")
         self.hostname = parts.hostname or "127.0.0.1"
         self.use_tls = parts.scheme == "smtps"
         self.port = parts.port or (465 if self.use_tls else 25)
-        self.start_tls = query.get("starttls", ["0"])[0].lower() in ("1", "true", "yes")
+        starttls = _flag(query, "starttls")
+        if self.use_tls and starttls:
+            raise ValueError("MAILER_SMTP_URL: smtps:// is TLS already; drop ?starttls=1")
+        self.start_tls: bool | None = False if self.use_tls else starttls
         self.username = unquote(parts.username) if parts.username else None
         self.password = unquote(parts.password) if parts.password else None
-        self.validate_certs = query.get("verify", ["1"])[0].lower() not in ("0", "false", "no")
+        self.validate_certs = _flag(query, "verify") is not False
+
+    @property
+    def security(self) -> str:
+        if self.use_tls:
+            return "implicit TLS"
+        return {None: "STARTTLS when offered", True: "STARTTLS required", False: "plain"}[
+            self.start_tls
+        ]
 
     def __repr__(self) -> str:
-        return (
-            f"SMTPTarget({self.hostname}:{self.port}, tls={self.use_tls},"
-            f" starttls={self.start_tls})"
-        )
+        verify = "" if self.validate_certs else ", certificate not verified"
+        return f"SMTPTarget({self.hostname}:{self.port}, {self.security}{verify})"
+
+
+def _flag(query: dict[str, list[str]], name: str) -> bool | None:
+    """`?name=1` True, `?name=0` False, absent None; anything else is a settings error."""
+    if name not in query:
+        return None
+    value = query[name][-1].lower()
+    if value in _YES:
+        return True
+    if value in _NO:
+        return False
+    raise ValueError(f"MAILER_SMTP_URL: ?{name}= takes 1 or 0, not {value!r}")

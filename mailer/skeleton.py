@@ -18,9 +18,9 @@ import re
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from email.policy import SMTP
 
-from mailer.messages import header_safe
+from mailer.headers import Mailbox, unstructured
+from mailer.headers import line as _line
 
 _SOFT_BREAK = b"=\r\n"
 CRLF = b"\r\n"
@@ -30,12 +30,6 @@ def qp(text: str) -> bytes:
     """Quoted-printable (RFC 2045) of UTF-8 text, CRLF line ends, lines of at most 76."""
     lf = text.replace("\r\n", "\n").replace("\r", "\n").encode("utf-8")
     return binascii.b2a_qp(lf, istext=True).replace(b"\n", b"\r\n")
-
-
-def fold_header(name: str, value: str) -> bytes:
-    """One header line, RFC 2047-encoded and folded when it needs to be."""
-    header = SMTP.header_factory(header_safe(name, "header name"), header_safe(value, name))
-    return str(header.fold(policy=SMTP)).encode("ascii")
 
 
 @dataclass(frozen=True)
@@ -104,7 +98,7 @@ class Skeleton:
     def build(
         cls,
         *,
-        sender: str,
+        sender: Mailbox,
         subject: str,
         text: str | Part,
         html_source: str | Part,
@@ -112,11 +106,13 @@ class Skeleton:
         headers: Mapping[str, str] | None = None,
     ) -> Skeleton:
         """`markers` maps literal placeholder text in both parts to slot names; parts
-        already split (Part.from_parts) are taken as they are."""
+        already split (Part.from_parts) are taken as they are. `headers` holds values
+        built by mailer.headers or internal ASCII values (URLs, fixed words)."""
         markers = markers or {}
-        head = fold_header("From", sender) + fold_header("Subject", subject)
+        head = _line("From", sender.header("From"))
+        head += _line("Subject", unstructured("Subject", subject))
         for name, value in (headers or {}).items():
-            head += fold_header(name, value)
+            head += _line(name, value)
         boundary = f"=_mailer_{secrets.token_hex(12)}".encode("ascii")
         mime = (
             b"MIME-Version: 1.0\r\n"
@@ -139,8 +135,9 @@ class Skeleton:
         headers: Sequence[tuple[str, str]] = (),
         values: Mapping[str, str] | None = None,
     ) -> bytes:
-        """The whole message for one recipient. `to`, `message_id` and header values
-        must already be header-safe (see mailer.messages); they are checked again here."""
+        """The whole message for one recipient. `to` is a value from mailer.headers
+        (Mailbox.header); `message_id` and header values are internal ASCII values.
+        Each is checked again here."""
         values = values or {}
         out = [b"Date: ", date.encode("ascii"), CRLF, _line("To", to)]
         out += [_line("Message-ID", message_id), self.head]
@@ -152,11 +149,3 @@ class Skeleton:
             part.render(values, out)
         out += [b"--", self.boundary, b"--", CRLF]
         return b"".join(out)
-
-
-def _line(name: str, value: str) -> bytes:
-    """A header line; plain ASCII values (nearly all) skip the email package."""
-    header_safe(value, name)
-    if value.isascii() and len(value) < 990:
-        return f"{name}: {value}\r\n".encode("ascii")
-    return fold_header(name, value)

@@ -1,7 +1,12 @@
-"""The SMTP seam: `Transport.send(envelope)` over aiosmtplib, and a recording double."""
+"""The SMTP seam: `Transport.send(envelope)` over aiosmtplib, and a recording double.
+
+`smtp_client` is the one place MAILER_SMTP_URL becomes an aiosmtplib client, for
+transactional mail, the campaign pool and the health check alike.
+"""
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -41,6 +46,30 @@ class TransportError(Exception):
     """The relay could not be reached or refused the message."""
 
 
+def smtp_client(
+    target: SMTPTarget,
+    *,
+    timeout: float,
+    local_hostname: str | None = None,
+    tls_context: ssl.SSLContext | None = None,
+) -> aiosmtplib.SMTP:
+    """A client for the relay as the URL says: implicit TLS (smtps://), or STARTTLS whenever
+    the relay offers it (None), required (True) or never (False); certificates verified
+    unless `?verify=0`. Credentials are sent on connect, after TLS when there is TLS."""
+    return aiosmtplib.SMTP(
+        hostname=target.hostname,
+        port=target.port,
+        use_tls=target.use_tls,
+        start_tls=target.start_tls,
+        validate_certs=target.validate_certs,
+        username=target.username,
+        password=target.password,
+        timeout=timeout,
+        local_hostname=local_hostname,
+        tls_context=tls_context,
+    )
+
+
 class SMTPTransport:
     """One connection per message: right for transactional mail, where volume is low."""
 
@@ -50,20 +79,12 @@ class SMTPTransport:
 
     async def send(self, envelope: Envelope) -> SendResult:
         target = self.target
+        client = smtp_client(target, timeout=self.timeout)
         try:
-            errors, reply = await aiosmtplib.send(
-                envelope.data,
-                sender=envelope.sender,
-                recipients=list(envelope.recipients),
-                hostname=target.hostname,
-                port=target.port,
-                use_tls=target.use_tls,
-                start_tls=target.start_tls if target.start_tls else False,
-                username=target.username,
-                password=target.password,
-                validate_certs=target.validate_certs,
-                timeout=self.timeout,
-            )
+            async with client:
+                errors, reply = await client.sendmail(
+                    envelope.sender, list(envelope.recipients), envelope.data
+                )
         except aiosmtplib.SMTPResponseException as exc:
             return SendResult(exc.code, exc.message)
         except (aiosmtplib.SMTPException, OSError) as exc:

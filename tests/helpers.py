@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import re
+from email import message_from_bytes
+from email.header import decode_header, make_header
 from email.message import EmailMessage
+from email.policy import compat32
+from email.utils import getaddresses
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 LINK = re.compile(r"https://news\.example\.org/[^\s\"<>')]+")
@@ -32,3 +36,15 @@ def links(message: EmailMessage) -> list[str]:
 
 def path_of(link: str) -> str:
     return link.removeprefix("https://news.example.org")
+
+
+def shown_mailbox(data: bytes, header: str = "To") -> tuple[str, str]:
+    """(display name as a client shows it, address) of the one mailbox in `header`.
+
+    Decoded by RFC 2047's rules (email.header): whitespace between adjacent encoded
+    words is dropped. Python 3.11's policy.default parser keeps it inside display
+    names, where it differs from the RFC and from mail clients.
+    """
+    raw = message_from_bytes(data, policy=compat32).get_all(header) or []
+    [(name, address)] = getaddresses(raw)
+    return str(make_header(decode_header(name))), address

@@ -199,7 +199,7 @@ def test_starttls_with_authentication(tmp_path: Path) -> None:
     try:
         url = f"smtp://news:s3cret@127.0.0.1:{controller.port}?starttls=1&verify=0"
         assert all(r.ok for r in asyncio.run(send_all(SMTPPool(url, rate=1000), 3)))
-        plain = f"smtp://127.0.0.1:{controller.port}"
+        plain = f"smtp://127.0.0.1:{controller.port}?starttls=0"
         refused = asyncio.run(send_all(SMTPPool(plain, rate=1000), 1))
         assert refused[0].code == 530  # the relay insists on TLS first
     finally:
