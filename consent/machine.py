@@ -67,6 +67,8 @@ class Policy:
     record_ip: Literal["full", "truncated", "none"] = "truncated"
     confirm_ttl: timedelta = timedelta(days=7)
     confirmation_interval: timedelta = timedelta(minutes=10)
+    # Preferences links sit in every newsletter, which is forwarded and archived.
+    preferences_ttl: timedelta = timedelta(days=180)
 
 
 @dataclass(frozen=True)

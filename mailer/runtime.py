@@ -51,6 +51,7 @@ class Runtime:
             secret_key=settings.secret_key,
             record_ip=settings.record_ip,
             confirm_ttl=timedelta(days=settings.pending_ttl),
+            preferences_ttl=timedelta(days=settings.preferences_ttl),
         )
         consent = ConsentService(sessions, clock, policy)
         renderer = Renderer()

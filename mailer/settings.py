@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     soft_bounce_limit: int = Field(default=3, ge=1, description="soft bounces that suppress")
     soft_bounce_days: int = Field(default=14, ge=1, description="...counted within these days")
 
+    # -- self-service (docs/security.md) --
+    preferences_ttl: int = Field(
+        default=180, ge=1, description="days a preferences link in a mail keeps working"
+    )
+
     @field_validator("base_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:

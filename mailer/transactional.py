@@ -1,7 +1,8 @@
 """Transactional mail: what the consent workflow and the self-service pages announce.
 
-Confirmation and welcome mails for subscriptions; access links and address-change
-checks for the self-service pages. All are built here and sent by `deliver`.
+Confirmation and welcome mails for subscriptions; access links, address-change
+checks and the notice to the old address for the self-service pages. All are
+built here and sent by `deliver`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from consent.clock import Clock
 from consent.lists import get_list
-from consent.rights import SELF_SERVICE_TTL, AccessLinkRequested, AddressChangeRequested
+from consent.rights import (
+    SELF_SERVICE_TTL,
+    AccessLinkRequested,
+    AddressChanged,
+    AddressChangeRequested,
+)
 from consent.workflow import (
     Announcement,
     ConfirmationRequested,
@@ -30,7 +36,7 @@ from mailer.transport import Envelope, Transport, TransportError
 log = logging.getLogger(__name__)
 
 SelfServiceRequest = AccessLinkRequested | AddressChangeRequested
-Mail = Announcement | SelfServiceRequest
+Mail = Announcement | SelfServiceRequest | AddressChanged
 
 
 class TransactionalMail:
@@ -159,7 +165,36 @@ class TransactionalMail:
             headers={"Auto-Submitted": "auto-generated"},
         )
 
+    def address_changed(self, event: AddressChanged) -> EmailMessage:
+        """The notice to the old address: mail now goes elsewhere; who to tell if it was not you."""
+        settings = self.settings
+        sender_name = parseaddr(settings.from_)[0] or settings.from_domain
+        subject = "Your address with us was changed"
+        context: dict[str, object] = {
+            "name": event.name,
+            "list_name": sender_name,
+            "controller_name": sender_name,
+            "controller_contact": settings.from_address,
+            "old_email": event.old_email,
+            "new_email": event.new_email,
+            "changed_at": f"{self.clock.now():%Y-%m-%d %H:%M} UTC",
+            "title": subject,
+        }
+        rendered = self.renderer.render("email/address_changed", context)
+        return messages.build_message(
+            sender=settings.from_,
+            to=messages.format_recipient(event.old_email, event.name),
+            subject=subject,
+            text=rendered.text,
+            html=rendered.html,
+            date=self.clock.now(),
+            message_id=messages.make_message_id(settings.from_domain),
+            headers={"Auto-Submitted": "auto-generated"},
+        )
+
     def compose(self, event: Mail) -> EmailMessage | None:
+        if isinstance(event, AddressChanged):
+            return self.address_changed(event)
         if isinstance(event, ConfirmationRequested):
             return self.confirmation(event)
         if isinstance(event, Subscribed):
