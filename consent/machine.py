@@ -70,6 +70,8 @@ class Policy:
     # At most this many confirmation mails to one address per day, all lists together:
     # a stranger must not make one mailbox receive a confirmation per list.
     confirmations_per_day: int = 5
+    # Preferences links sit in every newsletter, which is forwarded and archived.
+    preferences_ttl: timedelta = timedelta(days=180)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,11 @@
-"""Preferences and operator views: what a subscriber sees and changes, and who is on a list."""
+"""Preferences and operator views: what a subscriber sees and changes, and who is on a list.
+
+A preferences link is in every newsletter and welcome mail, which people forward
+and archive, so it opens only what a reader of the mail may do (lists, name,
+leaving) and stops working `Policy.preferences_ttl` after it was issued. Every
+token carries its issue time, so links mailed before the limit existed expire
+the same way.
+"""
 
 from __future__ import annotations
 
@@ -71,9 +78,24 @@ def _view(session: Session, subscriber: Subscriber) -> Preferences:
     )
 
 
+class PreferencesExpired(tokens.TokenExpired):
+    """A genuine preferences link, older than the policy allows."""
+
+
+def subject_of(service: ConsentService, token: str) -> str:
+    """The subject a preferences link was made for, if it is still young enough."""
+    try:
+        claims = service.tokens.read(
+            tokens.PREFERENCES, token, max_age=service.policy.preferences_ttl
+        )
+    except tokens.TokenExpired as exc:
+        days = service.policy.preferences_ttl.days
+        raise PreferencesExpired(f"this preferences link is more than {days} days old") from exc
+    return claims.subject
+
+
 def _subscriber(service: ConsentService, session: Session, token: str) -> Subscriber:
-    claims = service.tokens.read(tokens.PREFERENCES, token)
-    subscriber = service.by_ref(session, claims.subject)
+    subscriber = service.by_ref(session, subject_of(service, token))
     if subscriber is None:
         raise tokens.TokenExpired("this link is no longer valid")
     return subscriber

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import delete, select, text
@@ -63,6 +63,17 @@ class AddressChangeRequested:
 
 
 @dataclass(frozen=True)
+class AddressChanged:
+    """Tell the old address that mail now goes to the new one (so a stolen link shows)."""
+
+    subject_ref: str
+    old_email: str
+    new_email: str
+    name: str
+    changed_at: datetime
+
+
+@dataclass(frozen=True)
 class Erased:
     subject_ref: str
     lists: tuple[str, ...]
@@ -114,12 +125,22 @@ class SubjectRights:
                 subscriber = self._by_email(session, email)
             except UnknownSubject:
                 return None
-            return AccessLinkRequested(
-                subscriber.ref,
-                subscriber.email,
-                subscriber.name,
-                self.self_service_token(subscriber.ref),
-            )
+            return self._access_link(subscriber)
+
+    def ask_access_by_ref(self, subject_ref: str) -> AccessLinkRequested | None:
+        """A link mailed to the person's stored address (from a preferences page, which
+        a forwarded mail opens too: the link goes to the address, never to the page)."""
+        with self.service.sessions() as session:
+            subscriber = session.scalar(select(Subscriber).where(Subscriber.ref == subject_ref))
+            return self._access_link(subscriber) if subscriber is not None else None
+
+    def _access_link(self, subscriber: Subscriber) -> AccessLinkRequested:
+        return AccessLinkRequested(
+            subscriber.ref,
+            subscriber.email,
+            subscriber.name,
+            self.self_service_token(subscriber.ref),
+        )
 
     def summary(self, subject_ref: str) -> dict[str, Any]:
         with self.service.sessions() as session:
@@ -229,8 +250,14 @@ class SubjectRights:
             )
             return AddressChangeRequested(subscriber.ref, new, subscriber.name, token)
 
-    def change_address(self, token: str, evidence: Evidence) -> str:
-        """Follow an address-change link: the new address replaces the old; returns it."""
+    def change_address(
+        self, token: str, evidence: Evidence
+    ) -> tuple[str, tuple[AddressChanged, ...]]:
+        """Follow an address-change link: the new address replaces the old.
+
+        Returns the new address and the notice to mail to the old one (none when
+        the link is followed a second time).
+        """
         claims = self.service.tokens.read(
             tokens.CHANGE_ADDRESS, token, max_age=self.service.policy.confirm_ttl
         )
@@ -242,7 +269,7 @@ class SubjectRights:
             secret = self.service.policy.secret_key
             if address_hmac(secret, subscriber.email)[:16] != claims.extra.get("f"):
                 if subscriber.email == new:
-                    return new  # followed twice
+                    return new, ()  # followed twice
                 raise tokens.TokenExpired("this link is no longer valid")
             taken = session.scalar(select(Subscriber.id).where(Subscriber.email == new))
             if taken is not None:
@@ -261,7 +288,11 @@ class SubjectRights:
             self.service.record_about(
                 session, subscriber, "rectified", evidence, {"field": "email"}, personal
             )
-            return new
+            return new, (
+                AddressChanged(
+                    subscriber.ref, previous, new, subscriber.name, self.service.clock.now()
+                ),
+            )
 
 
 def _addresses_in_details(session: Session, ref: str) -> Iterable[str]:

@@ -1,17 +1,18 @@
 """Bounces and complaints acted on: hard bounces and complaints suppress at once, soft
 bounces are counted (N within M days suppress), auto-replies are ignored.
 
-Who a report is about is taken first from our signed VERP address (the bounce's
-envelope recipient, or the Return-Path of the quoted original), then from the
-unsubscribe token in the quoted List-Unsubscribe header, and only then from the
-addresses the report names. Every suppression goes through
-`ConsentService.suppress`, which writes the consent event.
+Only a report proved to be about a copy we sent acts on anyone (mailer.bounce_ties:
+our signed VERP address, or a quoted Message-ID or unsubscribe token of a copy to
+the address it names). Any other bounce or complaint suppresses nobody; it is
+recorded in `unmatched_reports` (the named addresses as keyed hashes only) for
+the operator. Every suppression goes through `ConsentService.suppress`, which
+writes the consent event.
 """
 
 from __future__ import annotations
 
+import logging
 import mailbox
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -19,66 +20,42 @@ from pathlib import Path
 
 from sqlalchemy import delete, func, select, update
 
-from consent import tokens
-from consent.models import Subscriber
+from consent.addresses import InvalidInput, normalise_address
 from consent.suppression import EVERY_LIST, address_hmac
 from consent.workflow import Evidence
-from mailer import dsn, verp
+from mailer import dsn
+from mailer.bounce_models import UnmatchedReport
+from mailer.bounce_ties import Copy, Tie, Ties
 from mailer.delivery_models import Delivery, DeliveryStatus, SoftBounce
 from mailer.runtime import Runtime
 
-_UNSUBSCRIBE_TOKEN = re.compile(r"/unsubscribe/([A-Za-z0-9_.\-]+)")
+log = logging.getLogger(__name__)
+
+# How long an unmatched report is kept for the operator to look into.
+UNMATCHED_KEPT = timedelta(days=30)
+_NAMED_KEPT = 10  # addresses per unmatched report whose hashes are kept
 
 
 @dataclass
 class Handled:
-    """What one returned mail was and what was done about it."""
+    """What one returned mail was, which copy it was tied to, and what was done."""
 
     report: dsn.Report
     addresses: list[str] = field(default_factory=list)
-    action: str = "ignored"  # suppressed | counted | ignored
+    action: str = "ignored"  # suppressed | counted | ignored | unmatched
+    via: str = ""  # how it was tied to a copy (bounce_ties.Via), when it was
+    reason: str = ""  # why it was not (bounce_ties.Unmatched), when it was not
+    suppressed: list[str] = field(default_factory=list)
 
 
 class BounceProcessor:
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
         self.settings = runtime.settings
-
-    # -- who -------------------------------------------------------------------
-
-    def _verp_refs(self, report: dsn.Report) -> list[verp.VerpRef]:
-        candidates = list(report.addressed_to)
-        if report.original_headers.get("return-path"):
-            candidates.append(report.original_headers["return-path"])
-        refs = []
-        for candidate in candidates:
-            ref = verp.decode(self.settings.secret_key, candidate, self.settings.verp_local)
-            if ref is not None and ref not in refs:
-                refs.append(ref)
-        return refs
-
-    def _from_unsubscribe_link(self, report: dsn.Report) -> str | None:
-        found = _UNSUBSCRIBE_TOKEN.search(report.original_headers.get("list-unsubscribe", ""))
-        if not found:
-            return None
-        try:
-            claims = self.rt.consent.tokens.read(tokens.UNSUBSCRIBE, found.group(1))
-        except tokens.TokenError:
-            return None
-        with self.rt.sessions() as session:
-            return session.scalar(select(Subscriber.email).where(Subscriber.ref == claims.subject))
-
-    def _addresses(self, report: dsn.Report) -> tuple[list[str], list[verp.VerpRef]]:
-        refs = self._verp_refs(report)
-        if refs:
-            with self.rt.sessions() as session:
-                ids = [r.subscriber_id for r in refs]
-                emails = session.scalars(select(Subscriber.email).where(Subscriber.id.in_(ids)))
-                return sorted(emails), refs
-        if report.kind is dsn.Kind.COMPLAINT and not report.recipients:
-            email = self._from_unsubscribe_link(report)
-            return ([email] if email else []), []
-        return list(report.recipients), []
+        target = self.settings.verp_target
+        # Decode both the local part in use and the configured one (mail sent before a change).
+        locals_ = (target[0] if target else "", self.settings.verp_local)
+        self.ties = Ties(self.settings.secret_key, locals_, runtime.consent.tokens)
 
     # -- what ------------------------------------------------------------------
 
@@ -87,31 +64,64 @@ class BounceProcessor:
         handled = Handled(report)
         if report.kind in (dsn.Kind.NONE, dsn.Kind.AUTOREPLY):
             return handled
-        addresses, refs = self._addresses(report)
-        handled.addresses = addresses
-        if not addresses:
+        with self.rt.sessions() as session:
+            tie = self.ties.tie(session, report)
+        if not tie.matched:
+            self._record_unmatched(report, tie)
+            handled.action, handled.reason = "unmatched", str(tie.unmatched)
             return handled
+        handled.via = str(tie.via)
+        handled.addresses = sorted({c.email for c in tie.copies})
+        if not tie.copies:
+            return handled  # a genuine copy, but its subscriber was erased since
         if report.kind is dsn.Kind.SOFT:
             handled.action = "counted"
-            for address in addresses:
-                if self._count_soft(address, report):
+            for address in handled.addresses:
+                if self._count_soft(address, report, tie):
                     handled.action = "suppressed"
+                    handled.suppressed.append(address)
             return handled
         complaint = report.kind is dsn.Kind.COMPLAINT
         evidence = Evidence(
             method="complaint" if complaint else "bounce",
-            source=f"{report.source}"[:200],
+            source=f"{report.source}; tied by {tie.via}"[:200],
             extra={"status": report.status, "diagnostic": report.diagnostic[:300]},
         )
         reason = "complaint" if complaint else "hard-bounce"
-        for address in addresses:
+        for address in handled.addresses:
             self.rt.consent.suppress(address, EVERY_LIST, reason, evidence)
         if not complaint:
-            self._mark_bounced(refs, report)
+            self._mark_bounced(tie.copies, report)
         handled.action = "suppressed"
+        handled.suppressed = list(handled.addresses)
         return handled
 
-    def _count_soft(self, address: str, report: dsn.Report) -> bool:
+    def _record_unmatched(self, report: dsn.Report, tie: Tie) -> None:
+        secret = self.settings.secret_key
+        now = self.rt.clock.now()
+        named = ",".join(address_hmac(secret, _normal(a)) for a in report.recipients[:_NAMED_KEPT])
+        with self.rt.sessions.begin() as session:
+            session.execute(
+                delete(UnmatchedReport).where(UnmatchedReport.received_at < now - UNMATCHED_KEPT)
+            )
+            session.add(
+                UnmatchedReport(
+                    received_at=now,
+                    kind=report.kind.value,
+                    status=report.status[:16],
+                    format=report.source[:40],
+                    reason=str(tie.unmatched),
+                    named=named,
+                )
+            )
+        log.warning(
+            "returned mail matched no copy we sent (%s, %s %s): nobody suppressed",
+            tie.unmatched,
+            report.kind.value,
+            report.status,
+        )
+
+    def _count_soft(self, address: str, report: dsn.Report, tie: Tie) -> bool:
         """Record one soft bounce; True when it makes N within M days and suppresses."""
         digest = address_hmac(self.settings.secret_key, address.lower())
         now = self.rt.clock.now()
@@ -134,7 +144,7 @@ class BounceProcessor:
         window = self.settings.soft_bounce_days
         evidence = Evidence(
             method="bounce",
-            source=f"{report.source}; {count} soft bounces in {window} days",
+            source=f"{report.source}; tied by {tie.via}; {count} soft bounces in {window} days",
             extra={"status": report.status, "diagnostic": report.diagnostic[:300]},
         )
         self.rt.consent.suppress(address, EVERY_LIST, "soft-bounces", evidence)
@@ -142,23 +152,45 @@ class BounceProcessor:
             session.execute(delete(SoftBounce).where(SoftBounce.address_hmac == digest))
         return True
 
-    def _mark_bounced(self, refs: list[verp.VerpRef], report: dsn.Report) -> None:
+    def _mark_bounced(self, copies: Iterable[Copy], report: dsn.Report) -> None:
+        reply = f"DSN {report.status} {report.diagnostic}"[:500]
+        returned = (DeliveryStatus.SENT, DeliveryStatus.UNCERTAIN)
         with self.rt.sessions.begin() as session:
-            for ref in refs:
-                if ref.issue_id is None:
+            for copy in copies:
+                if copy.delivery_id is not None:
+                    which = Delivery.id == copy.delivery_id
+                elif copy.issue_id is not None:
+                    which = (Delivery.issue_id == copy.issue_id) & (
+                        Delivery.subscriber_id == copy.subscriber_id
+                    )
+                else:
                     continue
                 session.execute(
                     update(Delivery)
-                    .where(
-                        Delivery.issue_id == ref.issue_id,
-                        Delivery.subscriber_id == ref.subscriber_id,
-                        Delivery.status.in_((DeliveryStatus.SENT, DeliveryStatus.UNCERTAIN)),
-                    )
-                    .values(
-                        status=DeliveryStatus.BOUNCED,
-                        smtp_reply=f"DSN {report.status} {report.diagnostic}"[:500],
-                    )
+                    .where(which, Delivery.status.in_(returned))
+                    .values(status=DeliveryStatus.BOUNCED, smtp_reply=reply)
                 )
+
+
+def unmatched(
+    runtime: Runtime, address: str | None = None, limit: int = 200
+) -> list[UnmatchedReport]:
+    """The unmatched reports kept, newest first; only those naming `address` if given."""
+    query = select(UnmatchedReport).order_by(UnmatchedReport.id.desc()).limit(limit)
+    if address is not None:
+        digest = address_hmac(runtime.settings.secret_key, normalise_address(address))
+        query = query.where(UnmatchedReport.named.contains(digest))
+    with runtime.sessions() as session:
+        rows = list(session.scalars(query))
+        session.expunge_all()
+        return rows
+
+
+def _normal(address: str) -> str:
+    try:
+        return normalise_address(address)
+    except InvalidInput:
+        return address.lower()  # kept hashed all the same: it is what the report said
 
 
 # -- sources of returned mail -----------------------------------------------------

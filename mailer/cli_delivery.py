@@ -7,13 +7,14 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from consent.addresses import InvalidInput
 from mailer import bounce_server
-from mailer.bounces import BounceProcessor, from_maildir, from_mbox
+from mailer.bounces import BounceProcessor, from_maildir, from_mbox, unmatched
 from mailer.campaigns import CampaignBusy, NotSendable, Summary
 from mailer.cli_issues import IssueArg, JsonOpt, base, issues_app
 from mailer.delivery import CampaignRunner, send_test
@@ -132,7 +133,9 @@ def bounces_process(
     stdin: Annotated[str | None, typer.Argument(metavar="[-]", help="- reads one mail")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Act on returned mail: suppress hard bounces and complaints, count soft bounces."""
+    """Act on returned mail tied to a copy we sent: suppress hard bounces and complaints,
+    count soft bounces. Reports that match no copy suppress nobody and are kept as
+    unmatched (`mailer bounces unmatched`)."""
     cli = base()
     chosen = [s for s in (maildir, mbox, stdin) if s is not None]
     if len(chosen) != 1 or (stdin is not None and stdin != "-"):
@@ -146,32 +149,81 @@ def bounces_process(
         else:
             mails = iter([(sys.stdin.buffer.read(), "-")])
         try:
-            records = []
-            for raw, key in mails:
-                handled = processor.handle(raw)
-                report = handled.report
-                records.append(
-                    {
-                        "mail": key,
-                        "kind": report.kind.value,
-                        "status": report.status,
-                        "format": report.source,
-                        "addresses": handled.addresses,
-                        "action": handled.action,
-                    }
-                )
+            handled = [(key, processor.handle(raw)) for raw, key in mails]
         except (FileNotFoundError, OSError) as exc:
             raise cli.fail(f"cannot read the mail: {exc}") from None
+    records: list[dict[str, Any]] = [
+        {
+            "mail": key,
+            "kind": h.report.kind.value,
+            "status": h.report.status,
+            "format": h.report.source,
+            "matched": h.via or None,
+            "unmatched": h.reason or None,
+            "addresses": h.addresses,
+            "action": h.action,
+            "suppressed": h.suppressed,
+        }
+        for key, h in handled
+    ]
     if as_json:
         cli.print_json(records)
         return
     for r in records:
         who = ", ".join(r["addresses"]) or "-"
+        tie = f" (matched by {r['matched']})" if r["matched"] else ""
+        tie = f" ({r['unmatched']})" if r["unmatched"] else tie
         cli.out.print(
-            f"{r['mail']}: {r['kind']} {r['status']} ({r['format']}) {who}: {r['action']}"
+            f"{r['mail']}: {r['kind']} {r['status']} ({r['format']}) {who}: {r['action']}{tie}"
         )
-    acted = sum(1 for r in records if r["action"] != "ignored")
-    cli.out.print(f"{len(records)} mail(s) read, {acted} acted on")
+    matched = sum(1 for r in records if r["matched"])
+    unmatched_count = sum(1 for r in records if r["unmatched"])
+    suppressed = sorted({a for r in records for a in r["suppressed"]})
+    cli.out.print(
+        f"{len(records)} mail(s) read: {matched} matched a copy we sent, {unmatched_count}"
+        f" unmatched (suppressed nobody), {len(records) - matched - unmatched_count} ignored"
+    )
+    cli.out.print(
+        f"suppressed {len(suppressed)} address(es)"
+        + (f": {', '.join(suppressed)}" if suppressed else "")
+    )
+
+
+@bounces_app.command("unmatched")
+def bounces_unmatched(
+    address: Annotated[
+        str | None, typer.Option(help="Only reports that named this address")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List returned mail that matched no copy we sent (kept 30 days; addresses hashed)."""
+    cli = base()
+    with cli.runtime() as rt:
+        try:
+            rows = unmatched(rt, address)
+        except InvalidInput as exc:
+            raise cli.fail(str(exc)) from None
+    records: list[dict[str, Any]] = [
+        {
+            "id": r.id,
+            "received_at": r.received_at.isoformat(),
+            "kind": r.kind,
+            "status": r.status,
+            "format": r.format,
+            "reason": r.reason,
+            "named": len(r.named.split(",")) if r.named else 0,
+        }
+        for r in rows
+    ]
+    if as_json:
+        cli.print_json(records)
+        return
+    for r in records:
+        cli.out.print(
+            f"{r['id']} {r['received_at'][:19]}Z {r['kind']} {r['status'] or '-'}"
+            f" ({r['format'] or '-'}) {r['reason']}, naming {r['named']} address(es)"
+        )
+    cli.out.print(f"{len(records)} unmatched report(s)")
 
 
 @bounces_app.command("serve")
@@ -182,6 +234,11 @@ def bounces_serve(
     """Receive bounces and complaints over SMTP (point the VERP domain's MX here)."""
     cli = base()
     with cli.runtime() as rt:
+        if rt.settings.verp_target is None:
+            cli.err.print(
+                "VERP is off: set MAILER_VERP_DOMAIN to the domain whose MX points here, or"
+                " only reports quoting a copy's Message-ID or unsubscribe link will match"
+            )
         controller = bounce_server.start(BounceProcessor(rt), host, port)
         cli.out.print(f"taking bounces on {host}:{port}; Ctrl-C stops")
         try:

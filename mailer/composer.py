@@ -73,14 +73,12 @@ class Composer:
     def sender(self, recipient: Recipient) -> str:
         """The envelope sender: a VERP address naming the reader, or the From address."""
         settings = self.settings
-        if not settings.verp_domain or self.test:
+        target = settings.verp_target
+        if target is None or self.test:
             return settings.from_address
+        local, domain = target
         return verp.address(
-            settings.secret_key,
-            settings.verp_local,
-            settings.verp_domain,
-            recipient.subscriber_id,
-            self.issue_id,
+            settings.secret_key, local, domain, recipient.subscriber_id, self.issue_id
         )
 
     def message_id(self) -> str:

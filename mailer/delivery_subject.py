@@ -2,8 +2,8 @@
 
 A `consent.rights.SubjectData`: `mailer.subject_data.contributions` hands it to
 the rights service. The export lists every copy of every issue (when, status,
-the relay's reply, the Message-ID); erasure removes those rows and the
-soft-bounce counts kept under the address's keyed hash.
+the relay's reply, the Message-ID); erasure removes those rows, and the
+soft-bounce counts and unmatched bounce reports kept under the address's keyed hash.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from consent.clock import utc
 from consent.models import MailingList, Subscriber
 from consent.suppression import address_hmac
+from mailer.bounce_models import UnmatchedReport
 from mailer.delivery_models import Delivery, SoftBounce
 from mailer.models import Issue
 from mailer.settings import Settings
@@ -61,3 +62,4 @@ class DeliveryData:
             session.execute(delete(Delivery).where(Delivery.subscriber_id == subscriber_id))
         digest = address_hmac(self.secret_key, email.lower())
         session.execute(delete(SoftBounce).where(SoftBounce.address_hmac == digest))
+        session.execute(delete(UnmatchedReport).where(UnmatchedReport.named.contains(digest)))

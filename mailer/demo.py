@@ -167,14 +167,21 @@ class Demo:
         )
         assert response.status_code == 200, response.status_code
         self.say(f"[bold]One-click unsubscribe[/] by {leaver} from the newsletter: HTTP 200")
+        seen = len(self.outbox.mails_to(eraser))
         welcome = self.outbox.mails_to(eraser)[1]
-        preferences = http.get(link(welcome, "preferences"))
-        token = preferences.text.split('href="/me/from-preferences/')[1].split('"')[0]
-        overview = http.get(f"{self.base}/me/from-preferences/{token}")
-        me_token = overview.text.split('href="/me/')[1].split("/")[0]
+        # The preferences page mails a short-lived link to the address; it never opens
+        # the data itself (newsletters are forwarded).
+        preferences_url = link(welcome, "preferences")
+        asked = post_form(http, preferences_url, {}, action=f"{preferences_url}/data-link")
+        assert asked.status_code == 200, asked.status_code
+        access = self.outbox.next_mail_to(eraser, seen)
+        me_token = link(access, "me").rsplit("/", 1)[1]
         erased = post_form(http, f"{self.base}/me/{me_token}/erase", {})
         assert erased.status_code == 200, erased.status_code
-        self.say(f"[bold]Erasure[/] requested by {eraser} from the self-service page: done")
+        self.say(
+            f"[bold]Erasure[/] requested by {eraser} from the self-service link mailed to them:"
+            " done"
+        )
 
     def summary(self, issue_id: int) -> None:
         now = self.clock.now()

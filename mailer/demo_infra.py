@@ -41,6 +41,16 @@ class Outbox:
             self.paths.append(path)
         return "250 2.0.0 Ok: stored"
 
+    def next_mail_to(self, address: str, seen: int, timeout: float = 10.0) -> EmailMessage:
+        """The mail after the first `seen` to `address`, once the app's background task
+        has sent it (it leaves after the page answered)."""
+        deadline = time.monotonic() + timeout
+        while len(found := self.mails_to(address)) <= seen:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no new mail to {address} within {timeout} s")
+            time.sleep(0.02)
+        return found[seen]
+
     def mails_to(self, address: str) -> list[EmailMessage]:
         found = []
         for path in list(self.paths):
@@ -60,13 +70,16 @@ def link(message: EmailMessage, kind: str) -> str:
     return found.group(0)
 
 
-def post_form(http: httpx.Client, url: str, data: dict[str, Any]) -> httpx.Response:
-    """Open the page, take its CSRF field, press its button: what a person does."""
+def post_form(
+    http: httpx.Client, url: str, data: dict[str, Any], action: str | None = None
+) -> httpx.Response:
+    """Open the page, take its CSRF field, press its button (posting to `action`, when the
+    button's form posts elsewhere): what a person does."""
     page = http.get(url)
     page.raise_for_status()
     found = CSRF.search(page.text)
     assert found, f"no form on {url}"
-    return http.post(url, data={**data, "csrf_token": found.group(1)})
+    return http.post(action or url, data={**data, "csrf_token": found.group(1)})
 
 
 class WebServer:

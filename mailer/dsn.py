@@ -65,6 +65,13 @@ _AUTOREPLY_SUBJECT = re.compile(
     r"vacation|absence|away from)",
     re.I,
 )
+# The line before the copy of the original in a plain-text bounce (Exim, old Postfix, qmail).
+_INLINE_ORIGINAL = re.compile(
+    r"^[ \t]*-{2,}[ \t]*(?:this is a copy of the message, including all the headers"
+    r"|returned message follows|original message follows|original message"
+    r"|below this line is a copy of the message)\.?[ \t]*-*[ \t]*$",
+    re.I | re.M,
+)
 _POSTFIX_LINE = re.compile(r"^<([^>\s]+@[^>\s]+)>:\s*(.*)$", re.M)
 _EXIM_BLOCK = re.compile(
     r"following address(?:\(es\)|es)? (?:failed|has|have)[^\n]*\n((?:.*\n?)*)", re.I
@@ -218,9 +225,19 @@ def _looks_like_bounce(message: Message) -> bool:
     )
 
 
+def _inline_original(text: str) -> dict[str, str]:
+    """Headers of the original a plain-text bounce copies below its marker line."""
+    found = _INLINE_ORIGINAL.search(text)
+    if found is None:
+        return {}
+    copy = text[found.end() :].lstrip("\r\n")
+    inner = message_from_bytes(copy.encode("utf-8", "replace"), policy=compat32)
+    return {k.lower(): str(v) for k, v in inner.items()}
+
+
 def _plain_bounce(message: Message, to: tuple[str, ...]) -> Report:
-    original = _original_headers(message)
     text = _text(message)
+    original = _original_headers(message) or _inline_original(text)
     subject = str(message.get("Subject", ""))
     recipients = [
         a.strip()

@@ -199,6 +199,8 @@ class IssueEntry(Base):
 
 # -- delivery ------------------------------------------------------------------
 # The delivery ledger, campaigns and soft-bounce counts: defined in mailer.delivery_models.
+# Returned mail that matched no copy we sent: defined in mailer.bounce_models.
+from mailer.bounce_models import UnmatchedReport  # noqa: E402,F401
 from mailer.delivery_models import Campaign, Delivery, SoftBounce  # noqa: E402,F401
 
 # -- schedules -----------------------------------------------------------------

@@ -52,6 +52,7 @@ class Runtime:
             record_ip=settings.record_ip,
             confirm_ttl=timedelta(days=settings.pending_ttl),
             confirmations_per_day=settings.confirmations_per_day,
+            preferences_ttl=timedelta(days=settings.preferences_ttl),
         )
         consent = ConsentService(sessions, clock, policy)
         renderer = Renderer()

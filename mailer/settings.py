@@ -52,10 +52,17 @@ class Settings(BaseSettings):
     dkim_selector: str = Field(default="", description="DKIM selector; empty = do not sign")
     dkim_key_file: str = Field(default="", description="PEM RSA (>= 2048) or Ed25519 key")
     dkim_domain: str = Field(default="", description="d= of the signature; default From's")
-    verp_domain: str = Field(default="", description="VERP bounces+TOKEN@this; empty = off")
+    verp_domain: str = Field(
+        default="", description="VERP local+TOKEN@this; empty: the From's with a maildir; off"
+    )
     verp_local: str = Field(default="bounces", description="local part before +TOKEN")
     soft_bounce_limit: int = Field(default=3, ge=1, description="soft bounces that suppress")
     soft_bounce_days: int = Field(default=14, ge=1, description="...counted within these days")
+
+    # -- self-service (docs/security.md) --
+    preferences_ttl: int = Field(
+        default=180, ge=1, description="days a preferences link in a mail keeps working"
+    )
 
     @field_validator("smtp_url")
     @classmethod
@@ -81,6 +88,27 @@ class Settings(BaseSettings):
     @property
     def from_domain(self) -> str:
         return self.from_address.rpartition("@")[2] or "localhost"
+
+    @property
+    def verp_target(self) -> tuple[str, str] | None:
+        """(local part, domain) of VERP envelope senders, or None when VERP is off.
+
+        On whenever bounces come back to us: MAILER_VERP_DOMAIN names the domain
+        whose MX reaches `mailer bounces serve` or a Maildir; with only
+        MAILER_BOUNCE_MAILDIR set, the From address itself is the return path
+        (newsletter+TOKEN@from-domain, which plus-addressing files into the
+        From's mailbox). MAILER_VERP_DOMAIN=off turns it off.
+        """
+        domain = self.verp_domain.strip()
+        if domain.lower() in ("off", "none"):
+            return None
+        if domain:
+            return self.verp_local, domain
+        if self.bounce_maildir:
+            explicit = "verp_local" in self.model_fields_set
+            local = self.verp_local if explicit else self.from_address.rpartition("@")[0]
+            return (local or self.verp_local), self.from_domain
+        return None
 
 
 _YES = ("1", "true", "yes", "on", "require")

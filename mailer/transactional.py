@@ -23,7 +23,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from consent.clock import Clock
 from consent.lists import get_list
-from consent.rights import SELF_SERVICE_TTL, AccessLinkRequested, AddressChangeRequested
+from consent.rights import (
+    SELF_SERVICE_TTL,
+    AccessLinkRequested,
+    AddressChanged,
+    AddressChangeRequested,
+)
 from consent.workflow import ConfirmationRequested, ConsentService, Subscribed
 from mailer import messages
 from mailer.headers import HeaderInjection, Mailbox
@@ -209,6 +214,25 @@ def address_change(event: AddressChangeRequested, s: Stationery) -> Letter:
             "url": f"{s.settings.base_url}/me/confirm-address/{event.token}",
             "new_email": event.new_email,
             "ttl_days": s.consent.policy.confirm_ttl.days,
+        },
+    )
+
+
+@mail_kind(AddressChanged)
+def address_changed(event: AddressChanged, s: Stationery) -> Letter:
+    """The notice to the old address: mail now goes elsewhere; who to tell if it was not you."""
+    return Letter(
+        to=Mailbox.of(event.old_email, event.name),
+        subject="Your address with us was changed",
+        template="email/address_changed",
+        context={
+            "name": event.name,
+            "list_name": s.sender_name,
+            "controller_name": s.sender_name,
+            "controller_contact": s.settings.from_address,
+            "old_email": event.old_email,
+            "new_email": event.new_email,
+            "changed_at": f"{event.changed_at:%Y-%m-%d %H:%M} UTC",
         },
     )
 

@@ -48,13 +48,21 @@ def address(secret: str, local: str, domain: str, subscriber_id: int, issue_id: 
     return f"{local}+{token(secret, subscriber_id, issue_id)}@{domain}"
 
 
-def decode(secret: str, value: str, local: str = "bounces") -> VerpRef | None:
-    """The recipient a VERP address names; None when it is not ours or was tampered with."""
+def _token_of(value: str, local: str) -> str | None:
     mailbox = value.strip().strip("<>").rpartition("@")[0].lower()
     prefix = f"{local.lower()}+"
-    if not mailbox.startswith(prefix):
-        return None
-    found = _TOKEN.match(mailbox[len(prefix) :])
+    return mailbox[len(prefix) :] if mailbox.startswith(prefix) else None
+
+
+def looks_ours(value: str, local: str = "bounces") -> bool:
+    """Addressed to our VERP local part with a token, whether or not its signature holds."""
+    return bool(_token_of(value, local))
+
+
+def decode(secret: str, value: str, local: str = "bounces") -> VerpRef | None:
+    """The recipient a VERP address names; None when it is not ours or was tampered with."""
+    token_text = _token_of(value, local)
+    found = _TOKEN.match(token_text) if token_text is not None else None
     if found is None:
         return None
     subscriber, issue, mac = found.groups()

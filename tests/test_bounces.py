@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mailbox
+import re
 import smtplib
 from collections.abc import Callable
 from datetime import timedelta
@@ -22,7 +23,8 @@ from mailer.bounces import BounceProcessor
 from mailer.cli import app
 from mailer.delivery_models import SoftBounce
 from mailer.runtime import Runtime
-from tests.conftest import SECRET, free_port
+from tests.attack_fixtures import newsletter
+from tests.conftest import SECRET, SMTPServer, free_port
 from tests.delivery_fixtures import subscribe
 
 SAMPLES = Path(__file__).parent / "data" / "bounces"
@@ -94,10 +96,9 @@ def test_a_forged_verp_token_names_nobody(runtime: Runtime, make_list: Callable[
     make_list()
     subscribe(runtime, "ada@example.com")
     raw = (SAMPLES / "postfix_dsn_user_unknown.eml").read_bytes()
-    forged = raw.replace(b"fd3611c28c", b"0000000000").replace(
-        b"ada@example.com", b"other@example.com"
-    )
-    BounceProcessor(runtime).handle(forged)
+    forged = raw.replace(b"fd3611c28c", b"0000000000")  # still naming Ada
+    handled = BounceProcessor(runtime).handle(forged)
+    assert (handled.action, handled.reason, handled.addresses) == ("unmatched", "forged-verp", [])
     assert not _suppressed(runtime, "ada@example.com")
 
 
@@ -116,13 +117,35 @@ def test_complaints_suppress_at_once_even_when_redacted(
         assert [s.reason for s in session.scalars(select(Suppression))] == ["complaint"]
 
 
+def _quoting(raw: bytes, message_id: str) -> bytes:
+    """A sample whose quoted original carries the Message-ID of a copy we really sent."""
+    if re.search(rb"(?m)^Message-ID: <[0-9a-f]+@example\.org>", raw):
+        return re.sub(
+            rb"(?m)^Message-ID: <[0-9a-f]+@example\.org>",
+            b"Message-ID: " + message_id.encode(),
+            raw,
+        )
+    quoted_subject = b"\nSubject: Cluster News, January 2026\n"
+    assert quoted_subject in raw
+    return raw.replace(
+        quoted_subject, f"\nMessage-ID: {message_id}{quoted_subject.decode()}".encode()
+    )
+
+
+def _copies(runtime: Runtime, smtp_server: SMTPServer) -> dict[str, str]:
+    """Send an issue for real; the Message-ID of each subscriber's copy."""
+    return {a: r.message["Message-ID"] for a, r in newsletter(runtime, smtp_server).items()}
+
+
 def test_soft_bounces_count_and_suppress_at_the_threshold(
-    runtime: Runtime, make_list: Callable[..., str], clock: FrozenClock
+    runtime: Runtime, make_list: Callable[..., str], clock: FrozenClock, smtp_server: SMTPServer
 ) -> None:
     make_list()
     subscribe(runtime, "grace@example.net")
     processor = BounceProcessor(runtime)
     delayed = (SAMPLES / "postfix_dsn_delayed.eml").read_bytes()
+    assert processor.handle(delayed).action == "unmatched"  # no copy of ours quoted: not counted
+    delayed = _quoting(delayed, _copies(runtime, smtp_server)["grace@example.net"])
     assert processor.handle(delayed).action == "counted"
     clock.advance(days=15)  # the first one falls out of the 14-day window
     assert processor.handle(delayed).action == "counted"
@@ -158,42 +181,71 @@ def test_bounces_process_reads_a_maildir_an_mbox_and_stdin(
     make_list: Callable[..., str],
     settings_env: dict[str, str],
     tmp_path: Path,
+    smtp_server: SMTPServer,
 ) -> None:
     make_list()
     for email in ("margaret@example.net", "hedy@example.com", "alan@contoso.example.com"):
         subscribe(runtime, email)
+    sent = _copies(runtime, smtp_server)
     box = mailbox.Maildir(tmp_path / "Maildir")
-    box.add((SAMPLES / "exim_failed.eml").read_bytes())
+    box.add(_quoting((SAMPLES / "exim_failed.eml").read_bytes(), sent["margaret@example.net"]))
     box.add((SAMPLES / "vacation_auto_submitted.eml").read_bytes())
+    box.add((SAMPLES / "exim_failed.eml").read_bytes())  # quotes no copy of ours
     runner = CliRunner()
     first = runner.invoke(
         app, ["bounces", "process", "--maildir", str(tmp_path / "Maildir")], env=settings_env
     )
     assert first.exit_code == 0, first.output
-    assert "2 mail(s) read, 1 acted on" in first.output
+    assert (
+        "3 mail(s) read: 1 matched a copy we sent, 1 unmatched (suppressed nobody), 1 ignored"
+        in (first.output)
+    )
+    assert "suppressed 1 address(es): margaret@example.net" in first.output
     again = runner.invoke(
         app, ["bounces", "process", "--maildir", str(tmp_path / "Maildir")], env=settings_env
     )
     assert "0 mail(s) read" in again.output  # handled mail moved to cur/
 
     mbox = mailbox.mbox(tmp_path / "bounces.mbox")
-    mbox.add((SAMPLES / "gmail_dsn_no_such_user.eml").read_bytes())
+    mbox.add(
+        _quoting((SAMPLES / "gmail_dsn_no_such_user.eml").read_bytes(), sent["hedy@example.com"])
+    )
     mbox.flush()
     second = runner.invoke(
         app, ["bounces", "process", "--mbox", str(tmp_path / "bounces.mbox")], env=settings_env
     )
-    assert "hard 5.1.1 (rfc3464/gmail) hedy@example.com: suppressed" in second.output
+    assert (
+        "hard 5.1.1 (rfc3464/gmail) hedy@example.com: suppressed (matched by message-id)"
+        in second.output
+    )
     third = runner.invoke(
         app,
         ["bounces", "process", "-"],
         env=settings_env,
-        input=(SAMPLES / "exchange_ndr.eml").read_bytes(),
+        input=_quoting(
+            (SAMPLES / "exchange_ndr.eml").read_bytes(), sent["alan@contoso.example.com"]
+        ),
     )
     assert third.exit_code == 0 and "suppressed" in third.output
     for email in ("margaret@example.net", "hedy@example.com", "alan@contoso.example.com"):
         assert _suppressed(runtime, email)
     bad = runner.invoke(app, ["bounces", "process"], env=settings_env)
     assert bad.exit_code == 2
+
+
+def test_complaints_tie_by_the_quoted_message_id(
+    runtime: Runtime, make_list: Callable[..., str], smtp_server: SMTPServer
+) -> None:
+    make_list()
+    subscribe(runtime, "barbara@example.net")
+    raw = (SAMPLES / "arf_complaint.eml").read_bytes()
+    processor = BounceProcessor(runtime)
+    assert processor.handle(raw).action == "unmatched"
+    sent = _copies(runtime, smtp_server)
+    handled = processor.handle(_quoting(raw, sent["barbara@example.net"]))
+    assert (handled.action, handled.via) == ("suppressed", "message-id")
+    with runtime.sessions() as session:
+        assert [s.reason for s in session.scalars(select(Suppression))] == ["complaint"]
 
 
 def test_the_bounce_endpoint_takes_reports_over_smtp(

@@ -191,14 +191,20 @@ def test_h1_cli_export_holds_profile_subscriptions_events_and_texts(
     assert missing.exit_code == 2 and "nothing is held" in missing.stderr
 
 
-def _overview(client: TestClient, runtime: Runtime) -> str:
-    """The self-service page, reached from the preferences page as a person would."""
+def _overview(client: TestClient, runtime: Runtime, smtp_server: SMTPServer) -> str:
+    """The self-service page, reached as a person does: the preferences page's button
+    mails a link to their address, and they open it."""
     with runtime.sessions() as session:
         ref = session.scalar(select(Subscriber.ref).where(Subscriber.email == ADA_KEY))
     assert ref is not None
-    prefs = client.get(f"/preferences/{runtime.consent.preferences_token(ref)}")
+    prefs_path = f"/preferences/{runtime.consent.preferences_token(ref)}"
+    prefs = client.get(prefs_path)
     assert prefs.status_code == 200
-    link = next(p for p in prefs.text.split('"') if p.startswith("/me/from-preferences/"))
+    seen = len(smtp_server.to(ADA_KEY))
+    asked = client.post(f"{prefs_path}/data-link", data={"csrf_token": csrf_token(prefs.text)})
+    assert asked.status_code == 200
+    mail = smtp_server.to(ADA_KEY)[seen]
+    [link] = [path_of(u) for u in links(mail.message) if "/me/" in u]
     page = client.get(link)
     assert page.status_code == 200 and ADA_KEY in page.text
     return page.text
@@ -208,9 +214,11 @@ def _href(html: str, suffix: str) -> str:
     return next(p for p in html.split('"') if p.startswith("/me/") and p.endswith(suffix))
 
 
-def test_h1_http_export_and_erase(runtime: Runtime, cyber: str, client: TestClient) -> None:
+def test_h1_http_export_and_erase(
+    runtime: Runtime, cyber: str, client: TestClient, smtp_server: SMTPServer
+) -> None:
     subscribe(runtime, ADA, ADA_NAME)
-    page = _overview(client, runtime)
+    page = _overview(client, runtime, smtp_server)
     export = client.get(_href(page, "/export"))
     assert export.status_code == 200
     assert export.headers["content-disposition"].startswith("attachment")
@@ -228,9 +236,11 @@ def test_h1_http_export_and_erase(runtime: Runtime, cyber: str, client: TestClie
     assert verify(runtime).ok
 
 
-def test_h2_self_service_token_is_short_lived(runtime: Runtime, cyber: str, client, clock) -> None:
+def test_h2_self_service_token_is_short_lived(
+    runtime: Runtime, cyber: str, client, clock, smtp_server: SMTPServer
+) -> None:
     subscribe(runtime, ADA)
-    page = _overview(client, runtime)
+    page = _overview(client, runtime, smtp_server)
     clock.advance(minutes=61)
     assert client.get(_href(page, "/export")).status_code == 410
     assert client.get("/me/not-a-token/export").status_code == 400
@@ -260,7 +270,7 @@ def test_h1_rectify_name_by_cli_and_address_by_confirmed_link(
     subscribe(runtime, ADA, "Ada Byron")
     renamed = cli("consent", "rectify", ADA, "--name", ADA_NAME)
     assert renamed.exit_code == 0 and "name corrected" in renamed.stdout
-    page = _overview(client, runtime)
+    page = _overview(client, runtime, smtp_server)
     form = client.get(_href(page, "/address"))
     new = "countess@example.org"
     taken = client.post(

@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 
 from consent.addresses import InvalidInput
 from consent.lists import ListExists, UnknownList
+from consent.preferences import PreferencesExpired
 from consent.tokens import TokenExpired, TokenInvalid
 from mailer.messages import HeaderInjection
 from mailer.web.csrf import CSRFError
@@ -84,6 +85,17 @@ def install(app: FastAPI) -> None:
             request, 500, "Something went wrong", "The error was logged; please try again later."
         )
 
+    async def preferences_expired(request: Request, exc: Exception) -> Response:
+        # Not the bare "expired" page: say how to get a fresh link, and that leaving still works.
+        if wants_json(request):
+            return error_response(request, 410, "This link has expired", str(exc))
+        runtime = request.app.state.runtime
+        days = runtime.consent.policy.preferences_ttl.days
+        return request.app.state.templates.TemplateResponse(  # type: ignore[no-any-return]
+            request, "preferences_expired.html", {"ttl_days": days}, status_code=410
+        )
+
+    app.add_exception_handler(PreferencesExpired, preferences_expired)
     app.add_exception_handler(RequestValidationError, validation)
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(Exception, unexpected)

@@ -1,9 +1,12 @@
 """Self-service pages for one's own data: see and download it, correct it, erase it.
 
-Every page works from a short-lived SELF_SERVICE token (one hour), reached from
-the preferences page or mailed on request to the address itself; a request by
-address is answered the same whether or not the address is known. A GET never
-changes anything; each change is a POST with a CSRF token.
+Every page works from a short-lived SELF_SERVICE token (one hour) that is only
+ever mailed to the stored address: asked for by address on /me, or by the button
+of the preferences page. The preferences link itself sits in every newsletter,
+which is forwarded and archived, so it never opens these pages; whoever holds it
+can only have a link mailed to the subscriber. Requests are answered the same
+whether or not anything was sent. A GET never changes anything; each change is a
+POST with a CSRF token.
 """
 
 from __future__ import annotations
@@ -14,17 +17,22 @@ from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from consent import tokens
+from consent import preferences, tokens
 from consent.addresses import InvalidInput, normalise_address
-from consent.rights import SELF_SERVICE_TTL, SubjectRights
+from consent.rights import SELF_SERVICE_TTL, AccessLinkRequested, SubjectRights
 from consent.workflow import Evidence
 from mailer import subject_data
 from mailer.runtime import Runtime
 from mailer.web import csrf
 from mailer.web.errors import error_response
 from mailer.web.pages import page, read_form
+from mailer.web.ratelimit import ClientLimits
 
 router = APIRouter(include_in_schema=False)
+
+# Access-link mails one person can be sent, whoever asks: a forwarded mail must
+# not become a way to flood the subscriber's mailbox.
+ACCESS_LINKS_PER_PERSON = "3/hour"
 
 
 def _runtime(request: Request) -> Runtime:
@@ -56,6 +64,29 @@ async def _checked_form(request: Request) -> Any:
     return form
 
 
+async def _too_many(request: Request) -> Response | None:
+    """The 429 page when this client asked too often (the bucket of POST /subscribe)."""
+    client = request.client.host if request.client else "?"
+    if await request.app.state.subscribe_limits.allow(client):
+        return None
+    return error_response(
+        request, 429, "Too many requests", "Please wait a minute before trying again."
+    )
+
+
+async def _mail_access_link(
+    request: Request, background: BackgroundTasks, found: AccessLinkRequested | None
+) -> Response:
+    """Send the link (after the answer, so its timing tells nothing) and answer alike."""
+    state = request.app.state
+    limits = getattr(state, "access_link_limits", None)
+    if limits is None:
+        limits = state.access_link_limits = ClientLimits(ACCESS_LINKS_PER_PERSON)
+    if found is not None and await limits.allow(found.subject_ref):
+        background.add_task(_runtime(request).mail.deliver, [found])
+    return page(request, "me_request.html", {"sent": True, "error": None, "email": ""})
+
+
 # -- asking for a link by address ---------------------------------------------------
 
 
@@ -67,12 +98,8 @@ async def ask_page(request: Request) -> Response:
 @router.post("/me")
 async def ask(request: Request, background: BackgroundTasks) -> Response:
     """Mail a self-service link to the address if it is known; answer alike either way."""
-    runtime = _runtime(request)
-    client = request.client.host if request.client else "?"
-    if not await request.app.state.subscribe_limits.allow(client):
-        return error_response(
-            request, 429, "Too many requests", "Please wait a minute before trying again."
-        )
+    if (refused := await _too_many(request)) is not None:
+        return refused
     form = await _checked_form(request)
     email = str(form.get("email") or "")
     try:
@@ -81,10 +108,21 @@ async def ask(request: Request, background: BackgroundTasks) -> Response:
         context = {"sent": False, "error": str(exc), "email": email}
         return page(request, "me_request.html", context, status=422)
     found = await run_in_threadpool(_rights(request).ask_access, email)
-    if found is not None:
-        # Sent after the answer, so its time does not tell whether the address is known.
-        background.add_task(runtime.mail.deliver, [found])
-    return page(request, "me_request.html", {"sent": True, "error": None, "email": ""})
+    return await _mail_access_link(request, background, found)
+
+
+@router.post("/preferences/{token}/data-link")
+async def ask_from_preferences(
+    request: Request, token: str, background: BackgroundTasks
+) -> Response:
+    """The preferences page's button: mail a self-service link to the stored address."""
+    if (refused := await _too_many(request)) is not None:
+        return refused
+    await _checked_form(request)
+    consent = _runtime(request).consent
+    subject = preferences.subject_of(consent, token)
+    found = await run_in_threadpool(_rights(request).ask_access_by_ref, subject)
+    return await _mail_access_link(request, background, found)
 
 
 # -- the overview -------------------------------------------------------------------
@@ -98,12 +136,6 @@ def _overview(request: Request, subject_ref: str) -> Response:
         "ttl_minutes": int(SELF_SERVICE_TTL.total_seconds() // 60),
     }
     return page(request, "me.html", context)
-
-
-@router.get("/me/from-preferences/{token}")
-async def from_preferences(request: Request, token: str) -> Response:
-    subject = _runtime(request).consent.tokens.read(tokens.PREFERENCES, token).subject
-    return await run_in_threadpool(_overview, request, subject)
 
 
 @router.get("/me/confirm-address/{token}")
@@ -120,7 +152,8 @@ async def confirm_address_page(request: Request, token: str) -> Response:
 async def confirm_address(request: Request, token: str) -> Response:
     await _checked_form(request)
     evidence = _evidence(request, "form:/me/confirm-address")
-    new = await run_in_threadpool(_rights(request).change_address, token, evidence)
+    new, notices = await run_in_threadpool(_rights(request).change_address, token, evidence)
+    await _runtime(request).mail.deliver(notices)  # the old address is told
     return _done(request, "Address changed", f"Your subscriptions now go to {new}.")
 
 

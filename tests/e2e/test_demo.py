@@ -26,7 +26,9 @@ def test_demo_runs_the_whole_job_and_twice(tmp_path: Path) -> None:
     assert "issue 1 drafted, the editor was mailed a preview link" in output
     assert re.search(r"\(the slot\): \S+ sent", output)
     assert "One-click unsubscribe by ana.ibarra@example.org from the newsletter: HTTP 200" in output
-    assert "Erasure requested by bruno.lefevre@example.org" in output
+    assert (
+        "Erasure requested by bruno.lefevre@example.org from the self-service link mailed" in output
+    )
     assert (row(output, "pending"), row(output, "active")) == ("6", "16")
     assert (row(output, "withdrawn"), row(output, "erased")) == ("1", "1")
     assert "18 copies" in output
@@ -40,8 +42,9 @@ def test_demo_runs_the_whole_job_and_twice(tmp_path: Path) -> None:
     eml = (preview / "1.eml").read_bytes()
     assert b"List-Unsubscribe-Post: List-Unsubscribe=One-Click" in eml
     mails = sorted((target / "outbox").glob("*.eml"))
-    # 24 confirmations, 18 welcomes, 1 mail to the editor, 18 newsletters
-    assert len(mails) == 24 + 18 + 1 + 18
+    # 24 confirmations, 18 welcomes, 1 mail to the editor, 18 newsletters, and the
+    # self-service link the eraser asked for from the preferences page
+    assert len(mails) == 24 + 18 + 1 + 18 + 1
 
     again = CliRunner().invoke(app, ["demo", "--directory", str(target)], env={"COLUMNS": "120"})
     assert again.exit_code == 0, again.output
