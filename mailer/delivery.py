@@ -6,7 +6,9 @@ and has `concurrency` workers compose, record and send each copy through the
 pooled engine (mailer.pool). Deferred copies come back when due; the run waits
 for them up to `retry_linger` seconds, then leaves the campaign `waiting` for a
 later run. The issue is marked sent only when no copy is owed any more. When
-more than `pause_error_rate` of the last attempts failed, the run pauses itself.
+more than `pause_error_rate` of the last attempts failed, the run pauses itself;
+so it does when the database keeps refusing the ledger's writes, after the copies
+in flight have finished and their replies are written.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from consent.workflow import Evidence
 from mailer import campaigns
 from mailer.campaigns import Summary
 from mailer.composer import Composer, signer_from
-from mailer.delivery_ledger import LedgerWriter, Result
+from mailer.delivery_ledger import LedgerUnavailable, LedgerWriter, Result
 from mailer.delivery_models import CampaignState, DeliveryStatus
 from mailer.models import IssueStatus
 from mailer.newsletter import CompiledIssue
@@ -138,13 +140,27 @@ class CampaignRunner:
                     self._cancel_lost_consent()
                 state, note = await self._retry_until_done()
         finally:
-            self.ledger.flush()
-            counts = self.ledger.counts()
-            next_retry = self.ledger.next_retry()
-            self.ledger.close()
+            unwritten = await self._drain()
+            if unwritten is not None:  # never conclude a run whose replies are not written
+                state, note = CampaignState.PAUSED, f"paused: {unwritten}"
+            try:
+                counts = self.ledger.counts() if unwritten is None else {}
+                next_retry = self.ledger.next_retry() if unwritten is None else None
+            finally:
+                self.ledger.close()
             with self.rt.sessions.begin() as session:
                 campaigns.conclude(session, clock, self.issue_id, state, note)
+        if unwritten is not None:
+            raise LedgerUnavailable(unwritten)
         return Summary(self.issue_id, state, counts, found, requeued, note, next_retry)
+
+    async def _drain(self) -> str | None:
+        """Write every reply kept; what went wrong when the database refused them all along."""
+        try:
+            await self.ledger.drain()
+        except LedgerUnavailable as exc:
+            return str(exc)
+        return None
 
     def _cancel_lost_consent(self) -> None:
         reason = "not sent: consent ended before this copy was sent"
@@ -187,24 +203,43 @@ class CampaignRunner:
 
         producer = asyncio.create_task(produce())
         try:
-            await asyncio.gather(*(self._work(queue) for _ in range(workers)))
+            # Every worker ends its copy in flight before the pass ends, even when one
+            # fails: a reply recorded after the ledger closed would be lost.
+            ended = await asyncio.gather(
+                *(self._work(queue) for _ in range(workers)), return_exceptions=True
+            )
         finally:
             producer.cancel()
             await asyncio.gather(producer, return_exceptions=True)
-            self.ledger.flush()
+            self._flush_or_pause()
+        for outcome in ended:
+            if isinstance(outcome, BaseException):
+                raise outcome
         if producer.done() and not producer.cancelled() and producer.exception():
             raise producer.exception()  # type: ignore[misc]
 
+    def _flush_or_pause(self) -> None:
+        try:
+            self.ledger.flush()
+        except LedgerUnavailable as exc:  # the replies stay kept for the run's last drain
+            self.stop(f"paused: {exc}")
+
     async def _work(self, queue: asyncio.Queue[Recipient | None]) -> None:
-        while not self.stopping:
-            try:
-                recipient = queue.get_nowait()
-            except asyncio.QueueEmpty:
-                self.ledger.flush()  # nothing is left unwritten while we wait
-                recipient = await queue.get()
-            if recipient is None:
-                return
-            await self._send(recipient)
+        try:
+            while not self.stopping:
+                try:
+                    recipient = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    self._flush_or_pause()  # nothing is left unwritten while we wait
+                    recipient = await queue.get()
+                if recipient is None:
+                    return
+                await self._send(recipient)
+        except LedgerUnavailable as exc:
+            self.stop(f"paused: {exc}")
+        except BaseException:
+            self.stop("the run ended unexpectedly")  # the other workers end their copies
+            raise
 
     # -- one copy --------------------------------------------------------------
 
