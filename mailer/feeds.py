@@ -167,9 +167,12 @@ def store_items(
             )
             session.flush()
             new += 0 if backlog else 1
-        elif found.feed_id == feed.id and found.content_hash != item.content_hash:
-            # The same story from its own feed, edited: update it (another feed's
-            # wording of a shared story never overwrites the first one's).
+        elif found.feed_id == feed.id and (
+            found.content_hash != item.content_hash or (item.link and found.link != item.link)
+        ):
+            # The same story from its own feed, edited (or its link cleaned of trackers):
+            # update it (another feed's wording of a shared story never overwrites the
+            # first one's).
             found.title, found.link = item.title, item.link or found.link
             found.summary_html, found.summary_text = item.summary_html, item.summary_text
             found.content_hash, found.author = item.content_hash, item.author
