@@ -340,8 +340,8 @@ class CampaignRunner:
                 campaigns.heartbeat(session, self.issue_id, self.rt.clock.now())
 
 
-async def send_test(runtime: Runtime, issue_id: int, address: str) -> SendResult:
-    """One copy marked as a test to an editor; the campaign and its ledger are not touched."""
+def prepare_test_copy(runtime: Runtime, issue_id: int, address: str) -> Envelope:
+    """The test copy's envelope: a database read, the DKIM key and the composition (blocking)."""
     email = normalise_address(address)
     with runtime.sessions() as session:
         compiled = CompiledIssue.from_record(
@@ -353,4 +353,12 @@ async def send_test(runtime: Runtime, issue_id: int, address: str) -> SendResult
     recipient = Recipient(0, 0, SAMPLE_REF, email, "")
     now = runtime.clock.now()
     data = composer.compose(recipient, composer.message_id(), now)
-    return await runtime.transport.send(Envelope(runtime.settings.from_address, (email,), data))
+    return Envelope(runtime.settings.from_address, (email,), data)
+
+
+async def send_test(runtime: Runtime, issue_id: int, address: str) -> SendResult:
+    """One copy marked as a test to an editor; the campaign and its ledger are not touched.
+
+    The copy is prepared in a worker thread, so a web server's event loop stays free."""
+    envelope = await asyncio.to_thread(prepare_test_copy, runtime, issue_id, address)
+    return await runtime.transport.send(envelope)
