@@ -14,6 +14,8 @@ from consent.clock import Clock
 from consent.models import ConsentText, MailingList
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+# A phone number as people write it: digits, spaces, + ( ) - . / (the receipt shows it as given).
+PHONE = re.compile(r"^\+?[0-9 ().\-/]{3,40}$")
 
 
 class UnknownList(LookupError):
@@ -37,6 +39,7 @@ class ListSpec:
     consent_text: str
     controller_address: str = ""
     timezone: str = "UTC"
+    controller_phone: str = ""
 
 
 def text_sha256(text: str) -> str:
@@ -60,6 +63,16 @@ def all_lists(session: Session) -> list[MailingList]:
             select(MailingList).options(selectinload(MailingList.texts)).order_by(MailingList.slug)
         )
     )
+
+
+def clean_phone(raw: str) -> str:
+    """The controller's phone as given (trimmed), or InvalidInput; empty means none."""
+    value = clean_text(raw, "the phone number", 40, required=False)
+    if value and (not PHONE.match(value) or sum(c.isdigit() for c in value) < 3):
+        raise InvalidInput(
+            "the phone number may hold only digits, spaces and + ( ) - . / (at most 40 characters)"
+        )
+    return value
 
 
 def _checked(spec: ListSpec) -> ListSpec:
@@ -89,6 +102,7 @@ def _checked(spec: ListSpec) -> ListSpec:
         consent_text=text,
         controller_address=spec.controller_address.strip()[:500],
         timezone=spec.timezone,
+        controller_phone=clean_phone(spec.controller_phone),
     )
 
 
@@ -105,6 +119,7 @@ def create_list(session: Session, clock: Clock, spec: ListSpec) -> MailingList:
         controller_name=spec.controller_name,
         controller_contact=spec.controller_contact,
         controller_address=spec.controller_address,
+        controller_phone=spec.controller_phone,
         timezone=spec.timezone,
         created_at=now,
     )

@@ -74,6 +74,7 @@ class MailingList(Base):
     controller_name: Mapped[str] = mapped_column(String(200))
     controller_contact: Mapped[str] = mapped_column(String(320))
     controller_address: Mapped[str] = mapped_column(String(500), default="")
+    controller_phone: Mapped[str] = mapped_column(String(40), default="")
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 

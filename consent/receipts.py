@@ -28,7 +28,7 @@ class NoConsent(LookupError):
 
 @dataclass(frozen=True)
 class ReceiptOptions:
-    """What the receipt says that the list does not hold."""
+    """What the receipt says that the list does not hold (`phone` overrides the list's)."""
 
     jurisdiction: str = "EU"
     policy_url: str = ""
@@ -84,7 +84,7 @@ def receipt(
                 "contact": mailing_list.controller_contact,
                 "address": mailing_list.controller_address,
                 "email": mailing_list.controller_contact,
-                "phone": options.phone,
+                "phone": options.phone or mailing_list.controller_phone,
             }
         ],
         "policyUrl": options.policy_url,

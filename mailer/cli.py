@@ -120,6 +120,7 @@ def lists_create(
     consent_text: Annotated[str, typer.Option(help="The exact text beside the consent box")],
     address: Annotated[str, typer.Option(help="The controller's postal address")] = "",
     timezone: Annotated[str, typer.Option(help="The list's time zone")] = "UTC",
+    phone: Annotated[str, typer.Option(help="The controller's phone (consent receipts)")] = "",
 ) -> None:
     """Create a list (one purpose) with its first consent text."""
     with runtime() as rt, rt.sessions.begin() as session:
@@ -127,7 +128,16 @@ def lists_create(
             session,
             rt.clock,
             ListSpec(
-                slug, name, purpose, cadence, controller, contact, consent_text, address, timezone
+                slug,
+                name,
+                purpose,
+                cadence,
+                controller,
+                contact,
+                consent_text,
+                address,
+                timezone,
+                controller_phone=phone,
             ),
         )
         out.print(f"created list {created.slug} (consent text v1)")

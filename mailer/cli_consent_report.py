@@ -37,7 +37,9 @@ def receipt_command(
     policy_url: Annotated[
         str | None, typer.Option(help="The privacy notice (default: the list's form page)")
     ] = None,
-    phone: Annotated[str, typer.Option(help="The controller's phone number")] = "",
+    phone: Annotated[
+        str, typer.Option(help="The controller's phone number (default: the list's)")
+    ] = "",
 ) -> None:
     """A Kantara Consent Receipt v1.1 (JSON) for EMAIL's consent on the list."""
     with runtime() as rt, rt.sessions() as session:

@@ -10,9 +10,9 @@ from rich.progress import Progress
 from rich.table import Table
 
 from consent.lists import get_list
-from mailer import event_import, events, feeds
+from mailer import calendars, events, feeds
 from mailer.cli_issues import JsonOpt, ListOpt, base, content_runtime, issues_app
-from mailer.feed_fetch import FetchPolicy
+from mailer.feed_fetch import FetchPolicy, is_file_url
 from mailer.issue_views import event_record, feed_record
 
 __all__ = ["events_app", "feeds_app", "issues_app"]
@@ -130,13 +130,23 @@ def events_import(
     source: Annotated[str, typer.Argument(help="An .ics file path or http(s) URL")],
     list_: ListOpt,
 ) -> None:
-    """Import (or update, by UID) the events of an iCalendar file."""
+    """Import (or update, by UID) the events of an iCalendar file or URL.
+
+    A URL is remembered and read again before each draft (conditional GET). A calendar
+    that cannot be read or is not iCalendar changes nothing: exit 2 for a file, 1 for a URL.
+    """
     with content_runtime() as rt:
-        data = event_import.read_calendar(
-            source, user_agent=policy_for(rt.settings.base_url).user_agent
+        policy = policy_for(rt.settings.base_url)
+        report = asyncio.run(calendars.import_from(rt.sessions, rt.clock, list_, source, policy))
+    if report.outcome == "failed":
+        code = 2 if is_file_url(report.url) else 1
+        raise base().fail(
+            f"{source} was not imported: {report.detail}; the events already imported are kept",
+            code,
         )
-        with rt.sessions.begin() as session:
-            report = event_import.import_calendar(session, rt.clock, list_, data, source)
+    if report.outcome == "not-modified":
+        base().out.print("not modified since the last import: nothing to do")
+        return
     base().out.print(f"{report.added} added, {report.updated} updated, {report.skipped} skipped")
     for problem in report.problems:
         base().err.print(f"[yellow]warning:[/] {problem}")

@@ -6,7 +6,9 @@ and has `concurrency` workers compose, record and send each copy through the
 pooled engine (mailer.pool). Deferred copies come back when due; the run waits
 for them up to `retry_linger` seconds, then leaves the campaign `waiting` for a
 later run. The issue is marked sent only when no copy is owed any more. When
-more than `pause_error_rate` of the last attempts failed, the run pauses itself.
+more than `pause_error_rate` of the last attempts failed, the run pauses itself;
+so it does when the database keeps refusing the ledger's writes, after the copies
+in flight have finished and their replies are written.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from consent.workflow import Evidence
 from mailer import campaigns
 from mailer.campaigns import Summary
 from mailer.composer import Composer, signer_from
-from mailer.delivery_ledger import LedgerWriter, Result
+from mailer.delivery_ledger import LedgerUnavailable, LedgerWriter, Result
 from mailer.delivery_models import CampaignState, DeliveryStatus
 from mailer.headers import HeaderInjection, mail_address
 from mailer.models import IssueStatus
@@ -139,13 +141,27 @@ class CampaignRunner:
                     self._cancel_lost_consent()
                 state, note = await self._retry_until_done()
         finally:
-            self.ledger.flush()
-            counts = self.ledger.counts()
-            next_retry = self.ledger.next_retry()
-            self.ledger.close()
+            unwritten = await self._drain()
+            if unwritten is not None:  # never conclude a run whose replies are not written
+                state, note = CampaignState.PAUSED, f"paused: {unwritten}"
+            try:
+                counts = self.ledger.counts() if unwritten is None else {}
+                next_retry = self.ledger.next_retry() if unwritten is None else None
+            finally:
+                self.ledger.close()
             with self.rt.sessions.begin() as session:
                 campaigns.conclude(session, clock, self.issue_id, state, note)
+        if unwritten is not None:
+            raise LedgerUnavailable(unwritten)
         return Summary(self.issue_id, state, counts, found, requeued, note, next_retry)
+
+    async def _drain(self) -> str | None:
+        """Write every reply kept; what went wrong when the database refused them all along."""
+        try:
+            await self.ledger.drain()
+        except LedgerUnavailable as exc:
+            return str(exc)
+        return None
 
     def _cancel_lost_consent(self) -> None:
         reason = "not sent: consent ended before this copy was sent"
@@ -188,24 +204,43 @@ class CampaignRunner:
 
         producer = asyncio.create_task(produce())
         try:
-            await asyncio.gather(*(self._work(queue) for _ in range(workers)))
+            # Every worker ends its copy in flight before the pass ends, even when one
+            # fails: a reply recorded after the ledger closed would be lost.
+            ended = await asyncio.gather(
+                *(self._work(queue) for _ in range(workers)), return_exceptions=True
+            )
         finally:
             producer.cancel()
             await asyncio.gather(producer, return_exceptions=True)
-            self.ledger.flush()
+            self._flush_or_pause()
+        for outcome in ended:
+            if isinstance(outcome, BaseException):
+                raise outcome
         if producer.done() and not producer.cancelled() and producer.exception():
             raise producer.exception()  # type: ignore[misc]
 
+    def _flush_or_pause(self) -> None:
+        try:
+            self.ledger.flush()
+        except LedgerUnavailable as exc:  # the replies stay kept for the run's last drain
+            self.stop(f"paused: {exc}")
+
     async def _work(self, queue: asyncio.Queue[Recipient | None]) -> None:
-        while not self.stopping:
-            try:
-                recipient = queue.get_nowait()
-            except asyncio.QueueEmpty:
-                self.ledger.flush()  # nothing is left unwritten while we wait
-                recipient = await queue.get()
-            if recipient is None:
-                return
-            await self._send(recipient)
+        try:
+            while not self.stopping:
+                try:
+                    recipient = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    self._flush_or_pause()  # nothing is left unwritten while we wait
+                    recipient = await queue.get()
+                if recipient is None:
+                    return
+                await self._send(recipient)
+        except LedgerUnavailable as exc:
+            self.stop(f"paused: {exc}")
+        except BaseException:
+            self.stop("the run ended unexpectedly")  # the other workers end their copies
+            raise
 
     # -- one copy --------------------------------------------------------------
 
@@ -314,8 +349,8 @@ class CampaignRunner:
                 campaigns.heartbeat(session, self.issue_id, self.rt.clock.now())
 
 
-async def send_test(runtime: Runtime, issue_id: int, address: str) -> SendResult:
-    """One copy marked as a test to an editor; the campaign and its ledger are not touched."""
+def prepare_test_copy(runtime: Runtime, issue_id: int, address: str) -> Envelope:
+    """The test copy's envelope: a database read, the DKIM key and the composition (blocking)."""
     email = normalise_address(address)
     with runtime.sessions() as session:
         compiled = CompiledIssue.from_record(
@@ -327,4 +362,12 @@ async def send_test(runtime: Runtime, issue_id: int, address: str) -> SendResult
     recipient = Recipient(0, 0, SAMPLE_REF, email, "")
     now = runtime.clock.now()
     data = composer.compose(recipient, composer.message_id(), now)
-    return await runtime.transport.send(Envelope(runtime.settings.from_address, (email,), data))
+    return Envelope(runtime.settings.from_address, (email,), data)
+
+
+async def send_test(runtime: Runtime, issue_id: int, address: str) -> SendResult:
+    """One copy marked as a test to an editor; the campaign and its ledger are not touched.
+
+    The copy is prepared in a worker thread, so a web server's event loop stays free."""
+    envelope = await asyncio.to_thread(prepare_test_copy, runtime, issue_id, address)
+    return await runtime.transport.send(envelope)

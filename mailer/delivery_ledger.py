@@ -9,6 +9,12 @@ event loop share a commit. The move to `sending` also re-checks that the
 subscription is still active, so a withdrawal that lands after the batch was
 taken still stops the copy.
 
+A reply is kept in memory until the transaction that writes it has committed: when
+the database refuses a group commit (a lock held elsewhere, a failover), the group
+is rolled back and tried again after a short wait, replies and moves together; only
+after the last retry do the waiting workers get `LedgerUnavailable`, and the replies
+stay kept for the run's closing `drain`.
+
 Writes go through one SQLAlchemy Core connection held for the campaign: the
 hot path is two statements per message, with no ORM objects.
 """
@@ -16,6 +22,7 @@ hot path is two statements per message, with no ORM objects.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -41,6 +48,12 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from consent.clock import utc
 from consent.models import Status, Subscription, UTCDateTime
 from mailer.delivery_models import OWED, Delivery, DeliveryStatus
+
+log = logging.getLogger(__name__)
+
+# Seconds before each new attempt of a write the database refused. Short: workers
+# wait on a group commit; after the last one the run pauses instead.
+RETRY_DELAYS = (0.1, 0.5, 2.0)
 
 D = cast(Table, Delivery.__table__)
 S = cast(Table, Subscription.__table__)
@@ -125,6 +138,14 @@ class Result:
         }
 
 
+class LedgerUnavailable(Exception):
+    """The database refused the ledger's writes after every retry; no reply was lost."""
+
+
+def _reason(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+
+
 class LedgerWriter:
     """The writes of one campaign, on one connection held while it runs."""
 
@@ -137,6 +158,7 @@ class LedgerWriter:
         self._raw: Any = None
         self._begins: list[tuple[Any, asyncio.Future[bool]]] = []
         self._scheduled = False
+        self._refusals = 0  # group commits refused in a row
         self._begin = _Prepared(_BEGIN, engine.dialect, ("now",))
         self._finish = _Prepared(_FINISH, engine.dialect, ("sent_at", "next_at"))
 
@@ -145,25 +167,53 @@ class LedgerWriter:
             self._raw = self.engine.raw_connection()
         return self._raw
 
+    def _rollback(self) -> None:
+        try:
+            self._raw.rollback()
+        except Exception:  # the connection itself is gone: the next attempt takes a new one
+            self._discard_raw()
+
+    def _discard_raw(self) -> None:
+        raw, self._raw = self._raw, None
+        if raw is not None:
+            try:
+                raw.invalidate()
+            except Exception:
+                log.debug("closing a broken ledger connection failed", exc_info=True)
+
     @property
     def connection(self) -> Connection:
         if self._connection is None:
             self._connection = self.engine.connect()
         return self._connection
 
+    @property
+    def kept(self) -> int:
+        """Replies received and not yet written."""
+        return len(self._pending)
+
     def close(self) -> None:
-        self.flush()
-        if self._raw is not None:
-            self._raw.close()
-            self._raw = None
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        """Close the connections; a reply that still cannot be written is reported, not lost
+        silently (its row stays `sending`, so the next run reports it uncertain)."""
+        try:
+            self.flush()
+        except LedgerUnavailable as exc:
+            log.error(
+                "issue %s: %d replies could not be written: %s", self.issue_id, self.kept, exc
+            )
+        finally:
+            if self._raw is not None:
+                self._raw.close()
+                self._raw = None
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
 
     async def begin(self, delivery_id: int, message_id: str, now: datetime) -> bool:
         """Mark the row `sending` (and write the replies waiting); False when consent ended
         or the row is no longer owed a copy. Workers that ask in the same turn of the
-        event loop share one commit (group commit); each goes on only once it is durable."""
+        event loop share one commit (group commit); each goes on only once it is durable.
+        Raises LedgerUnavailable when the database refused the group after every retry."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[bool] = loop.create_future()
         values = {"did": delivery_id, "mid": message_id, "now": now, "list_id": self.list_id}
@@ -175,48 +225,117 @@ class LedgerWriter:
 
     def _commit_group(self) -> None:
         self._scheduled = False
-        begins, self._begins = self._begins, []
+        # A worker cancelled while it waited no longer wants its row moved.
+        begins = [(params, done) for params, done in self._begins if not done.done()]
+        self._begins = []
+        if not begins:
+            return
+        written = len(self._pending)
+        try:
+            moved = self._write_group(begins, written)
+        except Exception as exc:
+            self._refused(begins, exc)
+            return
+        del self._pending[:written]  # durable only now
+        self._refusals = 0
+        for (_, done), ok in zip(begins, moved, strict=True):
+            if not done.done():
+                done.set_result(ok)
+
+    def _write_group(
+        self, begins: list[tuple[Any, asyncio.Future[bool]]], written: int
+    ) -> list[bool]:
+        """The kept replies and the moves to `sending` in one transaction; rolled back on error."""
         raw = self._dbapi()
         cursor = raw.cursor()
-        moved: list[bool] = []
         try:
-            if self._pending:
-                cursor.executemany(self._finish.sql, self._pending)
-                self._pending = []
+            if written:
+                cursor.executemany(self._finish.sql, self._pending[:written])
+            moved = []
             for params, _ in begins:
                 cursor.execute(self._begin.sql, params)
                 moved.append(cursor.rowcount == 1)
             raw.commit()
-        except Exception as exc:
-            raw.rollback()
-            for _, done in begins:
-                if not done.done():
-                    done.set_exception(exc)
-            return
+            return moved
+        except BaseException:
+            self._rollback()
+            raise
         finally:
-            cursor.close()
-        for (_, done), ok in zip(begins, moved, strict=True):
+            try:
+                cursor.close()
+            except Exception:
+                log.debug("closing a ledger cursor failed", exc_info=True)
+
+    def _refused(self, begins: list[tuple[Any, asyncio.Future[bool]]], exc: Exception) -> None:
+        """Try the group again after a wait (new moves join it), or give up on it."""
+        if self._refusals < len(RETRY_DELAYS):
+            delay = RETRY_DELAYS[self._refusals]
+            self._refusals += 1
+            log.warning(
+                "issue %s: the delivery ledger could not be written (%s); trying again in %g s"
+                " (%d replies kept)",
+                self.issue_id,
+                _reason(exc),
+                delay,
+                len(self._pending),
+            )
+            self._begins[:0] = begins
+            self._scheduled = True
+            asyncio.get_running_loop().call_later(delay, self._commit_group)
+            return
+        self._refusals = 0
+        error = LedgerUnavailable(
+            f"the delivery ledger could not be written after {len(RETRY_DELAYS)} retries:"
+            f" {_reason(exc)}"
+        )
+        log.error("issue %s: %s", self.issue_id, error)
+        for _, done in begins:
             if not done.done():
-                done.set_result(ok)
+                done.set_exception(error)
 
     def finish(self, result: Result) -> None:
         """Keep a reply; it is written with the next `begin` or `flush`."""
         self._pending.append(self._finish.params(result.params()))
 
     def flush(self) -> None:
-        if not self._pending:
+        """Write the kept replies now; when the database refuses, they stay kept and
+        LedgerUnavailable is raised."""
+        written = len(self._pending)
+        if not written:
             return
         raw = self._dbapi()
         cursor = raw.cursor()
         try:
-            cursor.executemany(self._finish.sql, self._pending)
+            cursor.executemany(self._finish.sql, self._pending[:written])
             raw.commit()
-        except BaseException:
-            raw.rollback()
-            raise
+        except Exception as exc:
+            self._rollback()
+            raise LedgerUnavailable(
+                f"the delivery ledger could not be written: {_reason(exc)}"
+            ) from exc
         finally:
-            cursor.close()
-        self._pending = []
+            try:
+                cursor.close()
+            except Exception:
+                log.debug("closing a ledger cursor failed", exc_info=True)
+        del self._pending[:written]
+
+    async def drain(self) -> None:
+        """Flush, retrying as a group commit does; LedgerUnavailable after the last retry."""
+        for delay in RETRY_DELAYS:
+            try:
+                self.flush()
+                return
+            except LedgerUnavailable as exc:
+                log.warning(
+                    "issue %s: %s; trying again in %g s (%d replies kept)",
+                    self.issue_id,
+                    exc,
+                    delay,
+                    self.kept,
+                )
+            await asyncio.sleep(delay)
+        self.flush()
 
     def cancel(self, delivery_ids: Sequence[int], reason: str) -> int:
         """Rows still owed whose consent ended: never sent."""

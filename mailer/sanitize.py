@@ -2,7 +2,9 @@
 
 nh3 (ammonia) does the sanitising; only the cutting and the HTML-to-text walk are
 written here, on the standard library's HTMLParser, because no library cuts HTML
-at a word boundary while keeping its tags balanced.
+at a word boundary while keeping its tags balanced. The rule of which query
+parameters only track the reader lives here too (`is_tracking`): feed links lose
+them, and deduplication (mailer.feed_parse.canonical_link) ignores them.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import re
 from functools import lru_cache
 from html.parser import HTMLParser
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote_plus, urlsplit
 
 import nh3
 
@@ -30,6 +32,41 @@ DROP_WITH_CONTENT = frozenset(
 )
 VOID = frozenset({"br", "hr", "img", "wbr", "area", "col", "embed", "input", "source"})
 _SPACE = re.compile(r"\s+")
+# Query parameters that only track the reader (campaign tags, click ids, mailing ids).
+TRACKING_PREFIXES = ("utm_", "mtm_", "pk_", "hsa_")
+TRACKING_NAMES = frozenset(
+    {"fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "yclid", "igshid", "mc_cid"}
+    | {"mc_eid", "_hsenc", "_hsmi", "mkt_tok", "ref_src", "s_cid", "spm", "vero_id", "oly_enc_id"}
+    | {"oly_anon_id", "__s", "wt_mc", "wt.mc_id", "cmpid", "ncid", "sr_share", "at_medium"}
+)
+
+
+def is_tracking(name: str) -> bool:
+    """Whether a query parameter (its decoded name) only tracks the reader."""
+    lowered = name.lower()
+    return lowered.startswith(TRACKING_PREFIXES) or lowered in TRACKING_NAMES
+
+
+def strip_tracking(url: str) -> str:
+    """`url` without its tracking parameters, and otherwise exactly as it was.
+
+    Only the query is edited, as text: the scheme, host and path are never re-parsed or
+    re-written, so a link that passed the sanitiser's scheme check stays what it was.
+    """
+    head, hash_mark, fragment = url.partition("#")
+    path, question, query = head.partition("?")
+    if not question:
+        return url
+    pairs = query.split("&")
+    kept = [p for p in pairs if not p or not is_tracking(unquote_plus(p.partition("=")[0]))]
+    if len(kept) == len(pairs):
+        return url
+    rest = "&".join(p for p in kept if p)
+    return f"{path}{'?' if rest else ''}{rest}{hash_mark}{fragment}"
+
+
+def _untrack(element: str, attribute: str, value: str) -> str | None:
+    return strip_tracking(value) if (element, attribute) == ("a", "href") else value
 
 
 def _base_ok(base_url: str | None) -> bool:
@@ -40,7 +77,7 @@ def _base_ok(base_url: str | None) -> bool:
 
 
 @lru_cache(maxsize=128)
-def _cleaner(base_url: str | None) -> nh3.Cleaner:
+def _cleaner(base_url: str | None, untrack: bool = False) -> nh3.Cleaner:
     relative: Literal["deny"] | tuple[Literal["rewrite_with_base"], str] = (
         ("rewrite_with_base", base_url) if base_url and _base_ok(base_url) else "deny"
     )
@@ -52,15 +89,24 @@ def _cleaner(base_url: str | None) -> nh3.Cleaner:
         url_relative=relative,
         link_rel="noopener noreferrer nofollow",
         strip_comments=True,
+        attribute_filter=_untrack if untrack else None,
     )
 
 
-def sanitize_html(fragment: str, base_url: str | None = None) -> str:
-    """Feed HTML reduced to the allow-list, with relative links resolved against `base_url`.
+def sanitize_html(fragment: str, base_url: str | None = None, *, untrack: bool = False) -> str:
+    """Feed HTML reduced to the allow-list, with relative links resolved against `base_url`;
+    with `untrack`, links also lose their tracking parameters (feed content, not an
+    editor's own links).
 
     Without an http(s) base, relative links are dropped rather than left dangling.
     """
-    return _cleaner(base_url if _base_ok(base_url) else None).clean(fragment or "")
+    base = base_url if _base_ok(base_url) else None
+    cleaned = _cleaner(base, untrack).clean(fragment or "")
+    if untrack:
+        # nh3 applies its scheme check before the attribute filter and never to what
+        # the filter returns: the result goes through the plain allow-list once more.
+        cleaned = _cleaner(None).clean(cleaned)
+    return cleaned
 
 
 def plain_text(fragment: str) -> str:

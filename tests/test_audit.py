@@ -130,6 +130,67 @@ def test_b4_receipt_is_schema_valid(runtime: Runtime, cyber: str, clock: FrozenC
     assert second["consentReceiptID"] != receipt["consentReceiptID"]
 
 
+LIST_ARGS = [
+    "--name", "Cluster News", "--purpose", "News about clusters", "--cadence", "monthly",
+    "--controller", "Example consortium", "--contact", "dpo@example.org",
+    "--consent-text", "I agree to receive the Cluster News by email.",
+]  # fmt: skip
+PHONE = "+32 2 555 01 23"
+
+
+def test_b4_receipt_names_the_phone_the_list_holds(runtime: Runtime, cli) -> None:
+    created = cli("lists", "create", "cluster-news", *LIST_ARGS, "--phone", f"  {PHONE} ")
+    assert created.exit_code == 0, created.output
+    subscribe(runtime, ADA, slug="cluster-news")
+
+    receipt = json.loads(cli("consent", "receipt", ADA, "--list", "cluster-news").stdout)
+
+    Draft202012Validator(SCHEMA).validate(receipt)
+    [controller] = receipt["piiControllers"]
+    assert controller["phone"] == PHONE
+    assert sql(runtime, "SELECT controller_phone FROM lists") == [(PHONE,)]
+    # `--phone` on the receipt still overrides what the list holds.
+    other = cli("consent", "receipt", ADA, "--list", "cluster-news", "--phone", "+32 2 000 00 00")
+    assert json.loads(other.stdout)["piiControllers"][0]["phone"] == "+32 2 000 00 00"
+
+
+def test_b4_a_list_without_a_phone_gives_an_empty_valid_phone(
+    runtime: Runtime, cyber: str, cli
+) -> None:
+    subscribe(runtime, ADA)
+    receipt = json.loads(cli("consent", "receipt", ADA, "--list", cyber).stdout)
+    Draft202012Validator(SCHEMA).validate(receipt)
+    assert receipt["piiControllers"][0]["phone"] == ""
+
+
+@pytest.mark.parametrize("phone", ["call me maybe", "+32 2 555\r\nBcc: x@example.com", "1" * 41])
+def test_b4_a_list_phone_that_is_not_a_number_is_refused(runtime: Runtime, cli, phone) -> None:
+    refused = cli("lists", "create", "cluster-news", *LIST_ARGS, "--phone", phone)
+    assert refused.exit_code == 2, refused.output
+    assert "phone number" in refused.output and "Traceback" not in refused.output
+    assert sql(runtime, "SELECT slug FROM lists") == []
+
+
+def test_b4_the_api_takes_the_list_phone(runtime: Runtime, client, cli) -> None:
+    auth = {"Authorization": "Bearer admin-token"}
+    body = {
+        "slug": "cluster-news",
+        "name": "Cluster News",
+        "purpose": "News about clusters",
+        "cadence": "monthly",
+        "controller_name": "Example consortium",
+        "controller_contact": "dpo@example.org",
+        "consent_text": "I agree to receive the Cluster News by email.",
+    }
+    bad = client.post("/api/lists", json={**body, "controller_phone": "ring ring"}, headers=auth)
+    assert bad.status_code == 422 and "phone number" in bad.text
+    made = client.post("/api/lists", json={**body, "controller_phone": PHONE}, headers=auth)
+    assert made.status_code == 201, made.text
+    subscribe(runtime, ADA, slug="cluster-news")
+    receipt = json.loads(cli("consent", "receipt", ADA, "--list", "cluster-news").stdout)
+    assert receipt["piiControllers"][0]["phone"] == PHONE
+
+
 def test_b4_receipt_for_imported_consent(runtime: Runtime, cyber: str, tmp_path, cli) -> None:
     file = tmp_path / "people.csv"
     file.write_text(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import dkim
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
-from sqlalchemy import insert, select
+from sqlalchemy import event, insert, select
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
@@ -140,6 +141,46 @@ def test_the_admin_api_starts_a_send_and_shows_its_progress(
     assert state["state"] == "finished" and state["counts"] == {"sent": 5}
     assert state["run"]["sent"] == 5
     assert client.get("/api/issues/999/delivery", headers=AUTH).status_code == 404
+
+
+def test_the_delivery_routes_keep_database_work_off_the_event_loop(
+    runtime: Runtime,
+    make_list: Callable[..., str],
+    smtp_server: SMTPServer,
+    client: TestClient,
+) -> None:
+    """A blocking read on the server's event loop stalls every other request meanwhile."""
+    make_list()
+    subscribe(runtime, "reader@example.org")
+    issue_id = approved_issue(runtime)
+    smtp_server.received.clear()
+    loop_thread = client.portal.call(threading.get_ident)  # type: ignore[union-attr]
+    threads: list[int] = []
+
+    @event.listens_for(runtime.engine, "before_cursor_execute")
+    def _where(*_args: object) -> None:
+        threads.append(threading.get_ident())
+
+    test = client.post(
+        f"/api/issues/{issue_id}/send", json={"test": "editor@example.org"}, headers=AUTH
+    )
+    assert test.status_code == 202, test.text
+    assert [m.rcpt_tos for m in smtp_server.received] == [["editor@example.org"]]
+    started = client.post(f"/api/issues/{issue_id}/send", json={}, headers=AUTH)
+    assert started.status_code == 202, started.text
+    deadline = time.monotonic() + 30
+    while client.get(f"/api/issues/{issue_id}/delivery", headers=AUTH).json()["running"]:
+        assert time.monotonic() < deadline, "the send did not end"
+        time.sleep(0.05)
+    assert client.post("/api/issues/999/send", json={}, headers=AUTH).status_code == 409
+    test_of_missing = {"test": "editor@example.org"}
+    assert (
+        client.post("/api/issues/999/send", json=test_of_missing, headers=AUTH).status_code == 409
+    )
+
+    event.remove(runtime.engine, "before_cursor_execute", _where)
+    assert threads, "no statement was seen: the test proved nothing"
+    assert loop_thread not in threads
 
 
 def _rsa_pem(tmp_path: Path) -> Path:

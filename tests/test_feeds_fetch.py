@@ -160,6 +160,28 @@ def test_dedupe_across_feeds_with_tracking_parameters(
     assert len(items(runtime)) == 2  # and nothing new the second time
 
 
+def test_stored_items_have_absolute_links_without_trackers(
+    runtime: Runtime, make_list: Callable[..., str], tmp_path: Path
+) -> None:
+    """The demo's case: a feed read from a file, with relative and tracking links."""
+    make_list()
+    add(runtime, str(FEEDS / "links.xml"))
+    fetch(runtime)
+    first = next(i for i in items(runtime) if i.guid == "links-1")
+    assert first.link == "https://clusters.example.org/news/links?id=7#top"
+    assert 'href="https://clusters.example.org/relative/path"' in first.summary_html
+    assert "utm_" not in first.summary_html + first.summary_text + first.link
+
+    # A row stored with its tracking link (before this rule) is cleaned at the next fetch.
+    with runtime.sessions.begin() as session:
+        stored = session.get(FeedItem, first.id)
+        assert stored is not None
+        stored.link = "https://clusters.example.org/news/links?utm_source=rss&id=7#top"
+    report = next(iter(fetch(runtime).values()))
+    assert (report.new, report.changed) == (0, 1)
+    assert next(i for i in items(runtime) if i.id == first.id).link == first.link
+
+
 def test_changed_content_updates_the_item(
     runtime: Runtime, clock: FrozenClock, make_list: Callable[..., str], tmp_path: Path
 ) -> None:

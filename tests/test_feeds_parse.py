@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailer.feed_parse import canonical_link, parse
-from mailer.sanitize import html_to_text, plain_text, sanitize_html, truncate_html
+from mailer.sanitize import (
+    html_to_text,
+    plain_text,
+    sanitize_html,
+    strip_tracking,
+    truncate_html,
+)
 from tests.content_fixtures import FEEDS
 
 BASE = "https://feeds.example.org/feed.xml"
@@ -105,6 +112,60 @@ def test_sanitize_allow_list() -> None:
 
 def test_relative_links_without_a_web_base_are_dropped() -> None:
     assert "href" not in sanitize_html('<a href="/x">x</a>', "file:///tmp/feed.xml")
+
+
+def test_relative_links_of_a_file_feed_resolve_against_the_item_link() -> None:
+    """A feed read from a file has no web URL of its own: the item's page is the base."""
+    first, second = parse((FEEDS / "links.xml").read_bytes(), "file:///srv/feeds/links.xml").items
+    assert '<a href="https://clusters.example.org/relative/path"' in first.summary_html
+    assert '<a href="https://clusters.example.org/news/report.pdf?page=2"' in first.summary_html
+    assert "<a>" not in first.summary_html and "<a rel" not in first.summary_html.split("a trap")[0]
+    # An item whose own link is relative: both resolve against the channel's site.
+    assert second.link == "https://clusters.example.org/news/relative-item"
+    assert '<a href="https://clusters.example.org/events"' in second.summary_html
+
+
+def test_relative_links_of_a_web_feed_resolve_against_the_feed_url() -> None:
+    (first, _) = parse(
+        (FEEDS / "links.xml").read_bytes(), "https://feeds.example.org/x/l.xml"
+    ).items
+    assert '<a href="https://feeds.example.org/relative/path"' in first.summary_html
+    assert '<a href="https://feeds.example.org/x/report.pdf?page=2"' in first.summary_html
+
+
+def test_tracking_parameters_leave_the_links_readers_get() -> None:
+    (first, _) = parse((FEEDS / "links.xml").read_bytes(), "file:///srv/feeds/links.xml").items
+    assert first.link == "https://clusters.example.org/news/links?id=7#top"
+    assert first.canonical_link == "https://clusters.example.org/news/links?id=7"
+    assert '<a href="https://other.example.org/x?lang=en"' in first.summary_html
+    assert "<https://other.example.org/x?lang=en>" in first.summary_text
+    for tracker in ("utm_", "fbclid", "gclid", "mc_cid", "mc_eid"):
+        assert tracker not in first.summary_html + first.summary_text + first.link, tracker
+    # Unsafe schemes stay refused, tracking parameters or not; mailto stays.
+    assert "javascript" not in first.summary_html.lower() and "alert" not in first.summary_html
+    assert '<a href="mailto:desk@example.org"' in first.summary_html
+
+
+@pytest.mark.parametrize(
+    "url,expected",
+    [
+        ("https://e.example.org/a?utm_source=x&id=2&FBCLID=y#f", "https://e.example.org/a?id=2#f"),
+        ("https://e.example.org/a?utm%5Fsource=x", "https://e.example.org/a"),
+        ("/a?gclid=1&b=&c", "/a?b=&c"),
+        ("https://e.example.org/a?id=2", "https://e.example.org/a?id=2"),
+        ("https://e.example.org/a#utm_source=x", "https://e.example.org/a#utm_source=x"),
+        ("mailto:a@example.org?subject=Hi", "mailto:a@example.org?subject=Hi"),
+    ],
+)
+def test_strip_tracking_touches_only_tracking_parameters(url: str, expected: str) -> None:
+    assert strip_tracking(url) == expected
+
+
+def test_editors_links_keep_their_parameters() -> None:
+    """Only feed HTML is cleaned of trackers; an editor's own link is theirs to tag."""
+    html = '<a href="https://e.example.org/a?utm_source=newsletter">x</a>'
+    assert "utm_source=newsletter" in sanitize_html(html)
+    assert "utm_source" not in sanitize_html(html, untrack=True)
 
 
 def test_truncate_at_a_word_boundary_keeps_markup_balanced() -> None:

@@ -357,7 +357,10 @@ def test_schedules_cli_add_list_remove_and_bad_input(
 def test_lead_time_reads_the_lists_calendars_again(
     runtime: Runtime, clock: FrozenClock, smtp_server: SMTPServer, newsroom
 ) -> None:
-    from mailer import event_import
+    import asyncio
+
+    from mailer import calendars
+    from mailer.feed_fetch import FetchPolicy
     from mailer.models import IssueEntry, ProjectEvent
     from tests.content_fixtures import serve_feeds
 
@@ -384,9 +387,12 @@ def test_lead_time_reads_the_lists_calendars_again(
             body["ics"],
         )
         url = server.url("/webinars.ics")
-        with runtime.sessions.begin() as session:
-            data = event_import.read_calendar(url)
-            event_import.import_calendar(session, runtime.clock, "cyber-news", data, url)
+        imported = asyncio.run(
+            calendars.import_from(
+                runtime.sessions, runtime.clock, "cyber-news", url, FetchPolicy(timeout=5)
+            )
+        )
+        assert imported.outcome == "updated"
         newsroom(lead=timedelta(hours=24))
         # The project adds a second webinar to its calendar after the import.
         body["ics"] = calendar("Webinar: cluster funding", "Workshop: incident response")

@@ -53,6 +53,7 @@ class ListIn(BaseModel):
     consent_text: str
     controller_address: str = ""
     timezone: str = "UTC"
+    controller_phone: str = ""
 
 
 class ListOut(BaseModel):

@@ -1,4 +1,8 @@
-"""Admin API for delivery: start the send of an issue (or a test copy), follow its progress."""
+"""Admin API for delivery: start the send of an issue (or a test copy), follow its progress.
+
+Database reads and the test copy's composition run in worker threads, never on the
+event loop; a campaign runs in a thread (and event loop) of its own.
+"""
 
 from __future__ import annotations
 
@@ -85,9 +89,13 @@ async def send(issue_id: int, body: SendIn, request: Request, runtime: Admin) ->
     current = runs.get(issue_id)
     if current is not None and current.thread.is_alive():
         raise HTTPException(409, f"issue {issue_id} is being sent already")
-    try:
+
+    def check() -> None:
         with runtime.sessions() as session:
             campaigns.sendable_issue(session, issue_id)
+
+    try:
+        await run_in_threadpool(check)  # a database read: never on the event loop
     except NotSendable as exc:
         raise HTTPException(409, str(exc)) from None
     run = runs[issue_id] = _Run(runtime, issue_id, body.resend_uncertain)
