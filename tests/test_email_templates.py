@@ -42,6 +42,12 @@ CONTEXTS: dict[str, dict[str, Any]] = {
         "new_email": "ada@example.net",
         "ttl_days": 7,
     },
+    "email/address_changed": {
+        **LAYOUT,
+        "old_email": "ada@example.org",
+        "new_email": "ada@example.net",
+        "changed_at": "2026-11-30 10:00 UTC",
+    },
 }
 
 
