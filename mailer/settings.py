@@ -54,6 +54,31 @@ class Settings(BaseSettings):
     soft_bounce_limit: int = Field(default=3, ge=1, description="soft bounces that suppress")
     soft_bounce_days: int = Field(default=14, ge=1, description="...counted within these days")
 
+    # -- web security (docs/security.md) --
+    max_body: int = Field(
+        default=64 * 1024, ge=1024, description="bytes of a request body outside /api/"
+    )
+    max_api_body: int = Field(
+        default=1024 * 1024, ge=1024, description="bytes of a request body to /api/"
+    )
+    confirm_rate: str = Field(default="20/minute", description="POST /confirm per client")
+    preferences_rate: str = Field(default="20/minute", description="POST /preferences per client")
+    unsubscribe_rate: str = Field(
+        default="600/minute", description="one-click POST /unsubscribe per client (a ceiling)"
+    )
+    unsubscribe_token_rate: str = Field(
+        default="5/minute", description="one-click POST /unsubscribe per link"
+    )
+
+    @field_validator(
+        "subscribe_rate", "confirm_rate", "preferences_rate", "unsubscribe_rate",
+        "unsubscribe_token_rate",
+    )  # fmt: skip
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        parse_rate(value)
+        return value
+
     @field_validator("base_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:
@@ -72,6 +97,21 @@ class Settings(BaseSettings):
     @property
     def from_domain(self) -> str:
         return self.from_address.rpartition("@")[2] or "localhost"
+
+
+_PERIODS = {"second": 1.0, "minute": 60.0, "hour": 3600.0}
+
+
+def parse_rate(spec: str) -> tuple[float, float]:
+    """'10/minute' -> (10, 60): a count of requests per period (second, minute or hour)."""
+    count, _, unit = spec.partition("/")
+    try:
+        amount = float(count)
+    except ValueError:
+        amount = 0.0
+    if unit not in _PERIODS or not amount >= 1:
+        raise ValueError(f"a rate looks like 10/minute (second, minute or hour), not {spec!r}")
+    return amount, _PERIODS[unit]
 
 
 class SMTPTarget:
