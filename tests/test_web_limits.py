@@ -290,9 +290,9 @@ def test_real_server_refuses_a_slow_chunked_body_before_it_is_sent(
         b"POST /subscribe/cyber-news HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
     )
-    answer, sent, offered = _stream_slowly(server, head, _chunked(4096, 2560))  # 10 MB
+    answer, sent, offered = _stream_slowly(server, head, _chunked(4096, 5120))  # 20 MB
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
-    assert sent < offered / 10  # refused when about the cap had arrived, not 10 MB
+    assert sent < offered / 10  # refused when about the cap had arrived, not 20 MB
     assert b"x-content-type-options: nosniff" in answer.lower()
     assert runtime.consent.subscribers("cyber-news") == []
 
