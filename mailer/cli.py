@@ -243,11 +243,29 @@ def subscribers_list(
 # -- serve and demo ------------------------------------------------------------
 
 
-def _service_runtime(dev: bool, log_json: bool) -> Runtime:
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name other than localhost may resolve to anything
+
+
+def _service_runtime(dev: bool, log_json: bool, host: str | None = None) -> Runtime:
     """Settings checked, logging set up, schema migrated: ready to run the service."""
     from mailer import logs
 
     settings = load_settings()
+    # The default key is public: anyone could forge every link. --dev does not change that.
+    if settings.uses_default_secret and host is not None and not _is_loopback(host):
+        raise fail(
+            f"MAILER_SECRET_KEY is the public development key, so the service may listen"
+            f" only on loopback (127.0.0.1, ::1, localhost), not on {host!r}, --dev or not;"
+            " set a long random secret to serve other hosts"
+        )
     if settings.uses_default_secret and not dev:
         raise fail(
             "MAILER_SECRET_KEY is the default development key; set a long random secret"
@@ -286,7 +304,7 @@ def serve(
     from mailer.service import Service, build_scheduler
     from mailer.web import create_app
 
-    rt = _service_runtime(dev, log_json)
+    rt = _service_runtime(dev, log_json, host)
     service = Service(rt, build_scheduler(rt) if scheduler else None)
     # uvicorn re-raises SIGTERM after its graceful shutdown; with this handler in
     # place that re-raise is a no-op, and a clean stop exits 0 instead of -15.

@@ -64,10 +64,35 @@ class Settings(BaseSettings):
         default=180, ge=1, description="days a preferences link in a mail keeps working"
     )
 
+    # -- web security (docs/security.md) --
+    max_body: int = Field(
+        default=64 * 1024, ge=1024, description="bytes of a request body outside /api/"
+    )
+    max_api_body: int = Field(
+        default=1024 * 1024, ge=1024, description="bytes of a request body to /api/"
+    )
+    confirm_rate: str = Field(default="20/minute", description="POST /confirm per client")
+    preferences_rate: str = Field(default="20/minute", description="POST /preferences per client")
+    unsubscribe_rate: str = Field(
+        default="600/minute", description="one-click POST /unsubscribe per client (a ceiling)"
+    )
+    unsubscribe_token_rate: str = Field(
+        default="5/minute", description="one-click POST /unsubscribe per link"
+    )
+
     @field_validator("smtp_url")
     @classmethod
     def _smtp_url(cls, value: str) -> str:
         SMTPTarget(value)  # a mistyped option fails at start, not at the first mail
+        return value
+
+    @field_validator(
+        "subscribe_rate", "confirm_rate", "preferences_rate", "unsubscribe_rate",
+        "unsubscribe_token_rate",
+    )  # fmt: skip
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        parse_rate(value)
         return value
 
     @field_validator("base_url")
@@ -113,6 +138,21 @@ class Settings(BaseSettings):
 
 _YES = ("1", "true", "yes", "on", "require")
 _NO = ("0", "false", "no", "off")
+
+
+_PERIODS = {"second": 1.0, "minute": 60.0, "hour": 3600.0}
+
+
+def parse_rate(spec: str) -> tuple[float, float]:
+    """'10/minute' -> (10, 60): a count of requests per period (second, minute or hour)."""
+    count, _, unit = spec.partition("/")
+    try:
+        amount = float(count)
+    except ValueError:
+        amount = 0.0
+    if unit not in _PERIODS or not amount >= 1:
+        raise ValueError(f"a rate looks like 10/minute (second, minute or hour), not {spec!r}")
+    return amount, _PERIODS[unit]
 
 
 class SMTPTarget:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from datetime import datetime
 from typing import Annotated
 
@@ -15,6 +14,7 @@ from consent.lists import ListSpec, all_lists, create_list
 from consent.models import Status
 from consent.workflow import Evidence
 from mailer.runtime import Runtime
+from mailer.web.auth import token_matches
 
 _bearer = HTTPBearer(auto_error=False)
 
@@ -32,7 +32,9 @@ def admin(
     expected = runtime.settings.api_token
     if not expected:
         raise HTTPException(401, "the admin API is off: set MAILER_API_TOKEN to enable it")
-    if credentials is None or not hmac.compare_digest(credentials.credentials, expected):
+    # Starlette decodes headers as latin-1: encoding back gives the bytes as sent.
+    presented = credentials.credentials.encode("latin-1") if credentials else b""
+    if not token_matches(expected, presented):
         raise HTTPException(
             401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"}
         )

@@ -20,6 +20,7 @@ from mailer.delivery import CampaignRunner, send_test
 from mailer.runtime import Runtime
 from mailer.transport import TransportError
 from mailer.web.api import Admin
+from mailer.web.params import RowId
 
 router = APIRouter(prefix="/api/issues", tags=["delivery"])
 
@@ -73,7 +74,7 @@ def _runs(request: Request) -> dict[int, _Run]:
 
 
 @router.post("/{issue_id}/send", status_code=202, response_model=DeliveryOut)
-async def send(issue_id: int, body: SendIn, request: Request, runtime: Admin) -> DeliveryOut:
+async def send(issue_id: RowId, body: SendIn, request: Request, runtime: Admin) -> DeliveryOut:
     """Start (or resume) the send of an approved issue; `test` sends one marked copy only."""
     if body.test:
         try:
@@ -104,7 +105,7 @@ async def send(issue_id: int, body: SendIn, request: Request, runtime: Admin) ->
 
 
 @router.get("/{issue_id}/delivery", response_model=DeliveryOut)
-async def delivery(issue_id: int, request: Request, runtime: Admin) -> DeliveryOut:
+async def delivery(issue_id: RowId, request: Request, runtime: Admin) -> DeliveryOut:
     """Where the send stands: ledger counts, campaign state and the live run's progress."""
 
     def read() -> campaigns.Summary:

@@ -18,11 +18,16 @@ from mailer.publishing import Preview, preview
 from mailer.render import TemplateError
 from mailer.runtime import Runtime
 from mailer.web.api import Admin
+from mailer.web.params import RowId
 
 router = APIRouter(prefix="/api/lists/{slug}/issues", tags=["issues"])
 T = TypeVar("T")
 # The preview is feed-derived (sanitised) HTML: it may load nothing and run nothing.
-PREVIEW_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src https:"
+# Nor may it be framed by another page (clickjacking an editor's session).
+PREVIEW_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src https:; base-uri 'none';"
+    " form-action 'none'; frame-ancestors 'none'"
+)
 
 
 class EntryOut(BaseModel):
@@ -114,14 +119,14 @@ async def draft(slug: str, runtime: Admin) -> dict[str, Any]:
 
 
 @router.get("/{issue_id}", response_model=IssueOut)
-async def show(slug: str, issue_id: int, runtime: Admin) -> dict[str, Any]:
+async def show(slug: str, issue_id: RowId, runtime: Admin) -> dict[str, Any]:
     return await _in_transaction(
         runtime, lambda s: issue_detail(curation.get_issue(s, issue_id, slug))
     )
 
 
 @router.patch("/{issue_id}", response_model=IssueOut)
-async def edit(slug: str, issue_id: int, body: IssueIn, runtime: Admin) -> dict[str, Any]:
+async def edit(slug: str, issue_id: RowId, body: IssueIn, runtime: Admin) -> dict[str, Any]:
     """Change the subject, preheader, introduction (Markdown) or highlight label."""
     changes = IssueChanges(**body.model_dump())
 
@@ -134,7 +139,7 @@ async def edit(slug: str, issue_id: int, body: IssueIn, runtime: Admin) -> dict[
 
 @router.patch("/{issue_id}/entries/{ref}", response_model=IssueOut)
 async def edit_entry(
-    slug: str, issue_id: int, ref: int, body: EntryIn, runtime: Admin
+    slug: str, issue_id: RowId, ref: RowId, body: EntryIn, runtime: Admin
 ) -> dict[str, Any]:
     """Include or exclude, move, put in a section, annotate or highlight one entry."""
     changes = EntryChanges(**body.model_dump())
@@ -147,7 +152,7 @@ async def edit_entry(
 
 
 @router.post("/{issue_id}/approve", response_model=IssueOut)
-async def approve(slug: str, issue_id: int, runtime: Admin) -> dict[str, Any]:
+async def approve(slug: str, issue_id: RowId, runtime: Admin) -> dict[str, Any]:
     """Freeze the issue for sending; it is rendered and checked now."""
     return await _in_transaction(
         runtime,
@@ -158,7 +163,7 @@ async def approve(slug: str, issue_id: int, runtime: Admin) -> dict[str, Any]:
 
 
 @router.post("/{issue_id}/reopen", response_model=IssueOut)
-async def reopen(slug: str, issue_id: int, runtime: Admin) -> dict[str, Any]:
+async def reopen(slug: str, issue_id: RowId, runtime: Admin) -> dict[str, Any]:
     """Return an approved issue to draft."""
     return await _in_transaction(
         runtime, lambda s: issue_detail(curation.reopen_issue(s, runtime.clock, issue_id, slug))
@@ -174,7 +179,7 @@ async def _preview(runtime: Runtime, slug: str, issue_id: int) -> Preview:
 
 
 @router.get("/{issue_id}/preview.html", response_class=HTMLResponse)
-async def preview_html(slug: str, issue_id: int, runtime: Admin) -> Response:
+async def preview_html(slug: str, issue_id: RowId, runtime: Admin) -> Response:
     """The HTML part as the sample reader gets it."""
     return HTMLResponse(
         (await _preview(runtime, slug, issue_id)).html,
@@ -183,13 +188,13 @@ async def preview_html(slug: str, issue_id: int, runtime: Admin) -> Response:
 
 
 @router.get("/{issue_id}/preview.txt", response_class=PlainTextResponse)
-async def preview_text(slug: str, issue_id: int, runtime: Admin) -> Response:
+async def preview_text(slug: str, issue_id: RowId, runtime: Admin) -> Response:
     """The plain-text part as the sample reader gets it."""
     return PlainTextResponse((await _preview(runtime, slug, issue_id)).text)
 
 
 @router.get("/{issue_id}/preview.eml")
-async def preview_eml(slug: str, issue_id: int, runtime: Admin) -> Response:
+async def preview_eml(slug: str, issue_id: RowId, runtime: Admin) -> Response:
     """The whole message (RFC 5322, every header) for the sample reader."""
     shown = await _preview(runtime, slug, issue_id)
     return Response(

@@ -6,29 +6,55 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from fastapi.templating import Jinja2Templates
+from starlette.types import ASGIApp
 
 from mailer.render import TEMPLATES
 from mailer.runtime import Runtime
-from mailer.web import api, api_delivery, api_issues, errors, health, pages, selfservice
-from mailer.web.ratelimit import ClientLimits
+from mailer.web import api, api_delivery, api_issues, docs, errors, health, pages, selfservice
+from mailer.web.auth import AdminGate
+from mailer.web.bodylimit import BodyLimit
+from mailer.web.headers import SecurityHeaders
+from mailer.web.origin import FormOrigin
+from mailer.web.ratelimit import RequestLimits
 
 if TYPE_CHECKING:
     from mailer.service import Service
 
 
+class MailerApp(FastAPI):
+    """FastAPI with the guards outside everything, the 500 page included.
+
+    Starlette puts its ServerErrorMiddleware outside any added middleware, so
+    a 500 page would miss the security headers; wrapping the built stack puts
+    them on every response. Outermost first: headers, body size, the form
+    posts' origin, the admin API's token.
+    """
+
+    def build_middleware_stack(self) -> ASGIApp:
+        settings = self.state.runtime.settings
+        stack = super().build_middleware_stack()
+        stack = AdminGate(stack, settings.api_token)
+        stack = FormOrigin(stack, settings.base_url)
+        stack = BodyLimit(stack, settings.max_body, settings.max_api_body)
+        return SecurityHeaders(stack, hsts=settings.base_url.startswith("https://"))
+
+
 def create_app(runtime: Runtime, service: Service | None = None) -> FastAPI:
-    app = FastAPI(
+    app = MailerApp(
         title="mailer",
         summary="GDPR-compliant newsletters with provable consent",
-        docs_url="/api/docs",
+        docs_url=None,  # served from the package by mailer.web.docs
         openapi_url="/api/openapi.json",
         redoc_url=None,
+        # The slash redirect is built from the Host header; a wrong path is a 404.
+        redirect_slashes=False,
         lifespan=service.lifespan if service else None,
     )
     app.state.runtime = runtime
     app.state.service = service
     app.state.templates = Jinja2Templates(directory=str(TEMPLATES / "web"))
-    app.state.subscribe_limits = ClientLimits(runtime.settings.subscribe_rate)
+    app.state.limits = RequestLimits.from_settings(runtime.settings)
+    app.state.subscribe_limits = app.state.limits.subscribe
     errors.install(app)
     for router in (
         pages.router,
@@ -39,4 +65,5 @@ def create_app(runtime: Runtime, service: Service | None = None) -> FastAPI:
         api_delivery.router,
     ):
         app.include_router(router)
+    docs.install(app)
     return app

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
+from starlette.requests import ClientDisconnect
 
 from consent import tokens
 from consent.addresses import InvalidInput
@@ -20,6 +21,7 @@ from consent.workflow import Evidence
 from mailer.runtime import Runtime
 from mailer.web import csrf
 from mailer.web.errors import error_response, wants_json
+from mailer.web.ratelimit import ClientLimits, KeyedLimits, RequestLimits
 
 router = APIRouter(include_in_schema=False)
 
@@ -52,12 +54,32 @@ def page(request: Request, template: str, context: dict[str, Any], status: int =
     )
     csrf.set_cookie(response, cookie, secure=runtime.settings.base_url.startswith("https"))
     response.headers["Cache-Control"] = "no-store"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    response.headers["X-Frame-Options"] = "DENY"
+    # The rest of the security headers are set for every response by mailer.web.headers.
     response.headers["Content-Security-Policy"] = (
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'"
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none';"
+        " frame-ancestors 'none'"
     )
     return response
+
+
+def _limits(request: Request) -> RequestLimits:
+    limits: RequestLimits = request.app.state.limits
+    return limits
+
+
+def too_many(request: Request, limits: KeyedLimits) -> Response:
+    response = error_response(
+        request, 429, "Too many requests", "Please wait a minute before trying again."
+    )
+    response.headers["Retry-After"] = str(limits.retry_after)
+    return response
+
+
+async def _over(request: Request, limits: ClientLimits) -> Response | None:
+    """A 429 answer when this client has used up `limits`, else None."""
+    if await limits.allow(_client_ip(request)):
+        return None
+    return too_many(request, limits)
 
 
 async def read_form(request: Request) -> FormData:
@@ -68,7 +90,10 @@ async def read_form(request: Request) -> FormData:
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
+    try:
+        raw = await request.body()
+    except ClientDisconnect as exc:  # gone, or cut off by the body-size limit
+        raise InvalidInput("the request body was not received whole") from exc
     if len(raw) > MAX_FORM_PART:
         raise InvalidInput("the request body is too large")
     try:
@@ -115,10 +140,8 @@ async def subscribe_form(request: Request, slug: str) -> Response:
 @router.post("/subscribe/{slug}")
 async def subscribe(request: Request, slug: str) -> Response:
     runtime = _runtime(request)
-    if not await request.app.state.subscribe_limits.allow(_client_ip(request) or "?"):
-        return error_response(
-            request, 429, "Too many requests", "Please wait a minute before trying again."
-        )
+    if refused := await _over(request, _limits(request).subscribe):
+        return refused
     if request.headers.get("content-type", "").startswith("application/json"):
         body = await _json_body(request)
         email, name, consent = body.get("email"), body.get("name"), body.get("consent")
@@ -181,6 +204,8 @@ async def confirm_page(request: Request, token: str) -> Response:
 @router.post("/confirm/{token}")
 async def confirm(request: Request, token: str) -> Response:
     runtime = _runtime(request)
+    if refused := await _over(request, _limits(request).confirm):
+        return refused
     form = await read_form(request)
     csrf.check(request, runtime.settings.secret_key, form.get(csrf.FIELD))
     result = await run_in_threadpool(
@@ -213,6 +238,13 @@ async def unsubscribe(request: Request, token: str) -> Response:
     the page's button sends the same. The token alone names subscriber and list.
     """
     runtime = _runtime(request)
+    # Per link, so that repeating one link cannot flood; per client only a high ceiling,
+    # so that a provider relaying many readers' unsubscribes from one address gets through.
+    limits = _limits(request)
+    if not await limits.unsubscribe_link.allow(token):
+        return too_many(request, limits.unsubscribe_link)
+    if refused := await _over(request, limits.unsubscribe):
+        return refused
     form = await read_form(request)
     one_click = form.get("List-Unsubscribe") == "One-Click"
     result = await run_in_threadpool(
@@ -250,6 +282,8 @@ async def preferences_page(request: Request, token: str) -> Response:
 @router.post("/preferences/{token}")
 async def preferences(request: Request, token: str) -> Response:
     runtime = _runtime(request)
+    if refused := await _over(request, _limits(request).preferences):
+        return refused
     form = await read_form(request)
     csrf.check(request, runtime.settings.secret_key, form.get(csrf.FIELD))
     wanted = {str(v) for v in form.getlist("lists")}
