@@ -54,7 +54,6 @@ def create_app(runtime: Runtime, service: Service | None = None) -> FastAPI:
     app.state.service = service
     app.state.templates = Jinja2Templates(directory=str(TEMPLATES / "web"))
     app.state.limits = RequestLimits.from_settings(runtime.settings)
-    app.state.subscribe_limits = app.state.limits.subscribe
     errors.install(app)
     for router in (
         pages.router,

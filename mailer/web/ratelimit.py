@@ -32,6 +32,9 @@ def client_key(host: str | None) -> str:
     return str(address)
 
 
+ACCESS_LINKS_PER_PERSON = "3/hour"
+
+
 class KeyedLimits:
     """One token bucket per key, for the `max_keys` most recently seen keys."""
 
@@ -86,6 +89,9 @@ class RequestLimits:
     preferences: ClientLimits
     unsubscribe: ClientLimits
     unsubscribe_link: LinkLimits
+    # Self-service links mailed to one person, whoever asks: a guard against
+    # mail-bombing a subscriber through /me or the preferences page's button.
+    access_links: KeyedLimits
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RequestLimits:
@@ -95,4 +101,5 @@ class RequestLimits:
             preferences=ClientLimits(settings.preferences_rate),
             unsubscribe=ClientLimits(settings.unsubscribe_rate),
             unsubscribe_link=LinkLimits(settings.unsubscribe_token_rate),
+            access_links=KeyedLimits(ACCESS_LINKS_PER_PERSON),
         )

@@ -26,13 +26,12 @@ from mailer.runtime import Runtime
 from mailer.web import csrf
 from mailer.web.errors import error_response
 from mailer.web.pages import page, read_form
-from mailer.web.ratelimit import ClientLimits
+from mailer.web.ratelimit import RequestLimits
 
 router = APIRouter(include_in_schema=False)
 
 # Access-link mails one person can be sent, whoever asks: a forwarded mail must
 # not become a way to flood the subscriber's mailbox.
-ACCESS_LINKS_PER_PERSON = "3/hour"
 
 
 def _runtime(request: Request) -> Runtime:
@@ -67,7 +66,8 @@ async def _checked_form(request: Request) -> Any:
 async def _too_many(request: Request) -> Response | None:
     """The 429 page when this client asked too often (the bucket of POST /subscribe)."""
     client = request.client.host if request.client else "?"
-    if await request.app.state.subscribe_limits.allow(client):
+    limits: RequestLimits = request.app.state.limits
+    if await limits.subscribe.allow(client):
         return None
     return error_response(
         request, 429, "Too many requests", "Please wait a minute before trying again."
@@ -78,11 +78,8 @@ async def _mail_access_link(
     request: Request, background: BackgroundTasks, found: AccessLinkRequested | None
 ) -> Response:
     """Send the link (after the answer, so its timing tells nothing) and answer alike."""
-    state = request.app.state
-    limits = getattr(state, "access_link_limits", None)
-    if limits is None:
-        limits = state.access_link_limits = ClientLimits(ACCESS_LINKS_PER_PERSON)
-    if found is not None and await limits.allow(found.subject_ref):
+    limits: RequestLimits = request.app.state.limits
+    if found is not None and await limits.access_links.allow_key(found.subject_ref):
         background.add_task(_runtime(request).mail.deliver, [found])
     return page(request, "me_request.html", {"sent": True, "error": None, "email": ""})
 
