@@ -11,8 +11,8 @@ import statistics
 import time
 
 from mailer.issue_content import EventEntry, Highlight, IssueContent, NewsEntry, Section
+from mailer.mail.render import Renderer
 from mailer.newsletter import compile_issue
-from mailer.render import Renderer
 
 ENTRIES = 40
 READERS = 20_000

@@ -20,7 +20,7 @@ from consent.models import Status
 from consent.tokens import TokenError
 from consent.workflow import Evidence
 from mailer import db
-from mailer.messages import HeaderInjection
+from mailer.mail.messages import HeaderInjection
 from mailer.runtime import Runtime
 from mailer.settings import Settings
 

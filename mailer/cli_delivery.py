@@ -20,7 +20,7 @@ from mailer.cli_issues import IssueArg, JsonOpt, base, issues_app
 from mailer.delivery import CampaignRunner, send_test
 from mailer.delivery import Progress as RunProgress
 from mailer.delivery_audit import audit_deliveries
-from mailer.transport import TransportError
+from mailer.mail.transport import TransportError
 
 bounces_app = typer.Typer(help="Bounces and complaints that come back.", no_args_is_help=True)
 audit_app = typer.Typer(help="Audits an auditor can run.", no_args_is_help=True)

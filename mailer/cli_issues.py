@@ -18,7 +18,7 @@ import typer
 from mailer import curation
 from mailer.curation import EntryChanges, IssueChanges, UnknownEntry, UnknownIssue
 from mailer.issue_views import issue_detail, issue_summary
-from mailer.render import TemplateError
+from mailer.mail.render import TemplateError
 from mailer.runtime import Runtime
 
 issues_app = typer.Typer(

@@ -12,8 +12,9 @@ from datetime import datetime
 from email.utils import format_datetime
 
 from consent.workflow import ConsentService
-from mailer import messages, verp
+from mailer import verp
 from mailer.dkim import Signer
+from mailer.mail import messages
 from mailer.newsletter import CompiledIssue, greeting
 from mailer.recipients import Recipient
 from mailer.settings import Settings

@@ -24,9 +24,9 @@ from consent.lists import get_list
 from consent.models import MailingList
 from mailer.events import upcoming
 from mailer.issue_content import build_content
+from mailer.mail.render import Renderer
 from mailer.models import FeedItem, Issue, IssueEntry, IssueStatus
 from mailer.newsletter import compile_issue
-from mailer.render import Renderer
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 

@@ -29,7 +29,8 @@ from mailer.campaigns import Summary
 from mailer.composer import Composer, signer_from
 from mailer.delivery_ledger import LedgerUnavailable, LedgerWriter, Result
 from mailer.delivery_models import CampaignState, DeliveryStatus
-from mailer.headers import HeaderInjection, mail_address
+from mailer.mail.headers import HeaderInjection, mail_address
+from mailer.mail.transport import Envelope, SendResult, TransportError
 from mailer.models import IssueStatus
 from mailer.newsletter import CompiledIssue
 from mailer.pool import DeliveryUncertain, SMTPPool
@@ -37,7 +38,6 @@ from mailer.publishing import SAMPLE_REF
 from mailer.recipients import Recipient, RecipientSource
 from mailer.replies import Outcome, RetryPolicy
 from mailer.runtime import Runtime
-from mailer.transport import Envelope, SendResult, TransportError
 
 log = logging.getLogger(__name__)
 

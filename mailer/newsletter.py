@@ -17,7 +17,7 @@ from html import escape
 from typing import Any
 
 from mailer.issue_content import IssueContent
-from mailer.render import Renderer, TemplateError
+from mailer.mail.render import Renderer, TemplateError
 
 TEMPLATE = "newsletter/issue"
 SLOTS = ("greeting", "unsubscribe_url", "preferences_url")

@@ -9,10 +9,10 @@ from mailer.campaigns import Summary
 from mailer.delivery import CampaignRunner
 from mailer.delivery_models import CampaignState
 from mailer.feed_fetch import FetchPolicy
+from mailer.mail.transactional import EditorNotice
 from mailer.models import IssueStatus
 from mailer.runtime import Runtime
 from mailer.schedules import Drafted
-from mailer.transactional import EditorNotice
 
 log = logging.getLogger(__name__)
 

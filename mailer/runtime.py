@@ -13,10 +13,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from consent.clock import Clock, SystemClock
 from consent.workflow import ConsentService, Policy
 from mailer import db
-from mailer.render import Renderer
+from mailer.mail.render import Renderer
+from mailer.mail.transactional import TransactionalMail
+from mailer.mail.transport import SMTPTransport, Transport
 from mailer.settings import Settings
-from mailer.transactional import TransactionalMail
-from mailer.transport import SMTPTransport, Transport
 
 if TYPE_CHECKING:
     from mailer.schedules import ScheduleService

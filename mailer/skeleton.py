@@ -19,8 +19,8 @@ import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from mailer.headers import Mailbox, unstructured
-from mailer.headers import line as _line
+from mailer.mail.headers import Mailbox, unstructured
+from mailer.mail.headers import line as _line
 
 _SOFT_BREAK = b"=\r\n"
 CRLF = b"\r\n"

@@ -15,7 +15,7 @@ from consent.clock import FrozenClock
 from consent.workflow import ConsentService, Policy
 from mailer import verp
 from mailer.composer import Composer
-from mailer.messages import HeaderInjection
+from mailer.mail.messages import HeaderInjection
 from mailer.newsletter import CompiledIssue
 from mailer.recipients import Recipient
 from mailer.settings import Settings

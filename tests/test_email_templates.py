@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from mailer.render import TEMPLATES, Renderer, TemplateError
+from mailer.mail.render import TEMPLATES, Renderer, TemplateError
 
 LAYOUT = {
     "title": "A title",

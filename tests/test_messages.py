@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from mailer import messages
-from mailer.headers import Mailbox
+from mailer.mail import messages
+from mailer.mail.headers import Mailbox
 
 
 def build(**overrides: Any):

@@ -17,9 +17,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from mailer.mail.transport import Envelope, TransportError
 from mailer.pool import DeliveryUncertain, SMTPPool
 from mailer.replies import Outcome, RetryPolicy, classify
-from mailer.transport import Envelope, TransportError
 from tests.conftest import RecordingHandler, SMTPServer, free_port
 from tests.delivery_fixtures import PickyHandler
 

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mailer.mail.transport import Envelope
 from mailer.pool import SMTPPool
-from mailer.transport import Envelope
 from mailer.wire import WireProtocol, wire_form
 from tests.conftest import SMTPServer
 

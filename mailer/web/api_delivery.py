@@ -17,8 +17,8 @@ from starlette.concurrency import run_in_threadpool
 from mailer import campaigns
 from mailer.campaigns import NotSendable
 from mailer.delivery import CampaignRunner, send_test
+from mailer.mail.transport import TransportError
 from mailer.runtime import Runtime
-from mailer.transport import TransportError
 from mailer.web.api import Admin
 from mailer.web.params import RowId
 

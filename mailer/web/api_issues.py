@@ -14,8 +14,8 @@ from starlette.concurrency import run_in_threadpool
 from mailer import curation
 from mailer.curation import EntryChanges, IssueChanges, IssueFrozen, UnknownEntry, UnknownIssue
 from mailer.issue_views import issue_detail, issue_summary
+from mailer.mail.render import TemplateError
 from mailer.publishing import Preview, preview
-from mailer.render import TemplateError
 from mailer.runtime import Runtime
 from mailer.web.api import Admin
 from mailer.web.params import RowId

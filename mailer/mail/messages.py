@@ -16,8 +16,8 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, parseaddr
 
-from mailer import headers
-from mailer.headers import HeaderInjection, Mailbox
+from mailer.mail import headers
+from mailer.mail.headers import HeaderInjection, Mailbox
 
 __all__ = ["HeaderInjection", "Mailbox", "build_message", "list_headers", "sender_mailbox"]
 

@@ -16,10 +16,12 @@ from typing import Any
 import mjml
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from mailer.mjml_check import TemplateError as TemplateError  # raised by both; imported from here
-from mailer.mjml_check import check_mjml
+from mailer.mail.mjml_check import (
+    TemplateError as TemplateError,  # raised by both; imported from here
+)
+from mailer.mail.mjml_check import check_mjml
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
 
 @dataclass(frozen=True)
