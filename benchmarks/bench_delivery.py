@@ -73,9 +73,9 @@ def prepare(path: Path, subscribers: int) -> int:
     from consent.lists import ListSpec, create_list
     from consent.models import Subscriber, Subscription
     from mailer import curation
+    from mailer.app.settings import Settings
+    from mailer.app.wiring import Runtime
     from mailer.models import FeedItem
-    from mailer.runtime import Runtime
-    from mailer.settings import Settings
 
     settings = Settings(
         _env_file=None,
@@ -161,12 +161,12 @@ def prepare(path: Path, subscribers: int) -> int:
 def sample_message(path: Path, issue_id: int) -> bytes:
     """One reader's message of the issue: what the bare loop sends over and over."""
     from consent.clock import FrozenClock
+    from mailer.app.settings import Settings
+    from mailer.app.wiring import Runtime
     from mailer.composer import Composer
     from mailer.models import Issue
     from mailer.newsletter import CompiledIssue
     from mailer.recipients import Recipient
-    from mailer.runtime import Runtime
-    from mailer.settings import Settings
 
     settings = Settings(
         _env_file=None,
@@ -237,9 +237,9 @@ async def _bare(port: int, count: int, connections: int, data: bytes) -> float:
 
 def campaign(path: Path, issue_id: int, port: int, connections: int) -> dict[str, float]:
     """The full campaign in this process: its rate and this process's peak memory."""
+    from mailer.app.settings import Settings
+    from mailer.app.wiring import Runtime
     from mailer.delivery import CampaignRunner
-    from mailer.runtime import Runtime
-    from mailer.settings import Settings
 
     settings = Settings(
         _env_file=None,

@@ -23,8 +23,8 @@ from consent.clock import FrozenClock
 from consent.imports import import_csv
 from consent.ledger import verify
 from consent.lists import ListSpec, create_list
-from mailer.runtime import Runtime
-from mailer.settings import Settings
+from mailer.app.settings import Settings
+from mailer.app.wiring import Runtime
 
 SIZES = (20_000, 100_000)
 TARGET_SECONDS = 60.0

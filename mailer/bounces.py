@@ -24,10 +24,10 @@ from consent.addresses import InvalidInput, normalise_address
 from consent.suppression import EVERY_LIST, address_hmac
 from consent.workflow import Evidence
 from mailer import dsn
+from mailer.app.wiring import Runtime
 from mailer.bounce_models import UnmatchedReport
 from mailer.bounce_ties import Copy, Tie, Ties
 from mailer.delivery_models import Delivery, DeliveryStatus, SoftBounce
-from mailer.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

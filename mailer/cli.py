@@ -19,10 +19,10 @@ from consent.lists import ListExists, ListSpec, UnknownList, all_lists, create_l
 from consent.models import Status
 from consent.tokens import TokenError
 from consent.workflow import Evidence
-from mailer import db
+from mailer.app import db
+from mailer.app.settings import Settings
+from mailer.app.wiring import Runtime
 from mailer.mail.messages import HeaderInjection
-from mailer.runtime import Runtime
-from mailer.settings import Settings
 
 app = typer.Typer(
     help="GDPR-compliant newsletters: lists, double opt-in, provable consent.",
@@ -256,7 +256,7 @@ def _is_loopback(host: str) -> bool:
 
 def _service_runtime(dev: bool, log_json: bool, host: str | None = None) -> Runtime:
     """Settings checked, logging set up, schema migrated: ready to run the service."""
-    from mailer import logs
+    from mailer.app import logs
 
     settings = load_settings()
     # The default key is public: anyone could forge every link. --dev does not change that.

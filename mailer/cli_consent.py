@@ -16,9 +16,9 @@ from consent.imports import import_csv
 from consent.retention import purge_pending
 from consent.rights import SubjectRights, UnknownSubject
 from consent.workflow import Announcement, Evidence
-from mailer import subject_data
+from mailer.app import subjects
+from mailer.app.wiring import Runtime
 from mailer.cli import JsonOpt, app, err, fail, out, print_json, runtime, subscribers_app
-from mailer.runtime import Runtime
 
 consent_app = typer.Typer(
     help="Provable consent: verify the ledger, report, receipts, export, erase, purge.",
@@ -31,7 +31,7 @@ CLI = Evidence(method="cli", source="cli")
 
 
 def _rights(rt: Runtime) -> SubjectRights:
-    return SubjectRights(rt.consent, subject_data.contributions(rt))
+    return SubjectRights(rt.consent, subjects.contributions(rt))
 
 
 def dump(document: Any) -> None:

@@ -15,9 +15,9 @@ from consent.audit import summary as audit_summary
 from consent.clock import utc
 from consent.receipts import NoConsent, ReceiptOptions, receipt
 from consent.rights import UnknownSubject
+from mailer.app.wiring import Runtime
 from mailer.cli import fail, out, runtime
 from mailer.cli_consent import ListOpt, consent_app, dump
-from mailer.runtime import Runtime
 
 
 def _instant(raw: str | None, rt: Runtime) -> datetime:

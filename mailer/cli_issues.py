@@ -16,10 +16,10 @@ from typing import Annotated, Any
 import typer
 
 from mailer import curation
+from mailer.app.wiring import Runtime
 from mailer.curation import EntryChanges, IssueChanges, UnknownEntry, UnknownIssue
 from mailer.issue_views import issue_detail, issue_summary
 from mailer.mail.render import TemplateError
-from mailer.runtime import Runtime
 
 issues_app = typer.Typer(
     help="Newsletter issues: draft, curate, approve, preview.", no_args_is_help=True

@@ -13,11 +13,11 @@ from email.utils import format_datetime
 
 from consent.workflow import ConsentService
 from mailer import verp
+from mailer.app.settings import Settings
 from mailer.dkim import Signer
 from mailer.mail import messages
 from mailer.newsletter import CompiledIssue, greeting
 from mailer.recipients import Recipient
-from mailer.settings import Settings
 from mailer.skeleton import Part, Skeleton
 
 TEST_SUBJECT_PREFIX = "[TEST] "

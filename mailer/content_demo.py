@@ -14,8 +14,8 @@ from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 
 from mailer import curation, event_import, feeds
+from mailer.app.wiring import Runtime
 from mailer.curation import EntryChanges, IssueChanges
-from mailer.runtime import Runtime
 
 ANCHOR = datetime(2026, 1, 5, tzinfo=UTC)
 DEMO_CONTENT = Path(__file__).resolve().parent.parent / "demo_content"

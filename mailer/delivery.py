@@ -25,6 +25,7 @@ from consent.addresses import normalise_address
 from consent.suppression import EVERY_LIST
 from consent.workflow import Evidence
 from mailer import campaigns
+from mailer.app.wiring import Runtime
 from mailer.campaigns import Summary
 from mailer.composer import Composer, signer_from
 from mailer.delivery_ledger import LedgerUnavailable, LedgerWriter, Result
@@ -37,7 +38,6 @@ from mailer.pool import DeliveryUncertain, SMTPPool
 from mailer.publishing import SAMPLE_REF
 from mailer.recipients import Recipient, RecipientSource
 from mailer.replies import Outcome, RetryPolicy
-from mailer.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

@@ -16,10 +16,10 @@ from sqlalchemy.orm import Session
 from consent.clock import utc
 from consent.models import MailingList, Subscriber
 from consent.suppression import address_hmac
+from mailer.app.settings import Settings
 from mailer.bounce_models import UnmatchedReport
 from mailer.delivery_models import Delivery, SoftBounce
 from mailer.models import Issue
-from mailer.settings import Settings
 
 
 def _iso(value: Any) -> str | None:

@@ -24,13 +24,13 @@ from consent import audit, ledger
 from consent.clock import FrozenClock
 from consent.lists import create_list
 from mailer import cadence, campaigns, curation, delivery_audit
+from mailer.app.settings import Settings
+from mailer.app.wiring import Runtime
 from mailer.content_demo import add_demo_sources, curate_demo_issue
 from mailer.demo_data import CLUSTER_NEWS, READERS, reader_address
 from mailer.demo_infra import Outbox, WebServer, free_port, link, post_form
 from mailer.publishing import preview, write_preview
-from mailer.runtime import Runtime
 from mailer.schedules import ScheduleSpec
-from mailer.settings import Settings
 
 EDITOR = "editor@example.org"
 SLUG = CLUSTER_NEWS.slug

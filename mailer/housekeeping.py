@@ -6,8 +6,8 @@ import asyncio
 import logging
 
 from mailer import feeds
+from mailer.app.wiring import Runtime
 from mailer.feed_fetch import FetchPolicy
-from mailer.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

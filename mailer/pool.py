@@ -21,9 +21,9 @@ from types import TracebackType
 import aiosmtplib
 from aiolimiter import AsyncLimiter
 
+from mailer.app.settings import SMTPTarget
 from mailer.mail.transport import Envelope, SendResult, TransportError, smtp_client
 from mailer.replies import Verdict, classify
-from mailer.settings import SMTPTarget
 from mailer.wire import use_wire_protocol
 
 log = logging.getLogger(__name__)

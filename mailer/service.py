@@ -11,10 +11,10 @@ from typing import Any
 
 import aiosmtplib
 
+from mailer.app.settings import SMTPTarget
+from mailer.app.wiring import Runtime
 from mailer.mail.transport import smtp_client
-from mailer.runtime import Runtime
 from mailer.scheduler import Housekeeping, Scheduler
-from mailer.settings import SMTPTarget
 
 log = logging.getLogger(__name__)
 

@@ -23,9 +23,9 @@ from starlette.testclient import TestClient
 from consent.clock import FrozenClock
 from consent.lists import ListSpec, create_list
 from consent.models import Base
-from mailer import db
-from mailer.runtime import Runtime
-from mailer.settings import Settings
+from mailer.app import db
+from mailer.app.settings import Settings
+from mailer.app.wiring import Runtime
 
 POSTGRES_URL = os.environ.get("MAILER_TEST_POSTGRES_URL")
 SECRET = "test-secret-key-0123456789abcdef0123456789"

@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 
 from consent import ledger
 from consent.workflow import ConfirmationRequested, Evidence
+from mailer.app.wiring import Runtime
 from mailer.cli import app
-from mailer.runtime import Runtime
 
 ADA = "Ada.Lovelace@Example.org"  # typed in mixed case: stored lower-cased
 ADA_KEY = "ada.lovelace@example.org"

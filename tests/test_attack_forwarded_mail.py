@@ -16,7 +16,7 @@ from starlette.testclient import TestClient
 
 from consent.clock import FrozenClock
 from consent.models import Subscriber
-from mailer.runtime import Runtime
+from mailer.app.wiring import Runtime
 from tests.attack_fixtures import link_to, newsletter, welcome_by_the_form
 from tests.conftest import SMTPServer
 from tests.consent_fixtures import sql, verify

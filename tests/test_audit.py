@@ -15,7 +15,7 @@ from consent.audit import report, summary
 from consent.clock import FrozenClock
 from consent.rights import SubjectRights
 from consent.workflow import Evidence
-from mailer.runtime import Runtime
+from mailer.app.wiring import Runtime
 from tests.consent_fixtures import (
     ADA,
     ADA_KEY,

@@ -19,10 +19,10 @@ from consent.clock import FrozenClock
 from consent.models import ConsentEvent, Subscriber, Subscription, Suppression
 from consent.suppression import address_hmac, is_suppressed
 from mailer import bounce_server, dsn
+from mailer.app.wiring import Runtime
 from mailer.bounces import BounceProcessor
 from mailer.cli import app
 from mailer.delivery_models import SoftBounce
-from mailer.runtime import Runtime
 from tests.attack_fixtures import newsletter
 from tests.conftest import SECRET, SMTPServer, free_port
 from tests.delivery_fixtures import subscribe

@@ -20,7 +20,7 @@ from consent.retention import purge_pending
 from consent.rights import SubjectRights, UnknownSubject
 from consent.tokens import TokenError
 from consent.workflow import ConfirmationRequested, Evidence
-from mailer.runtime import Runtime
+from mailer.app.wiring import Runtime
 from tests.consent_fixtures import FORM, ask, verify
 
 EMAILS = st.sampled_from(

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from consent.addresses import InvalidInput
 from consent.clock import FrozenClock
 from mailer import curation
+from mailer.app.wiring import Runtime
 from mailer.curation import EntryChanges, IssueChanges, IssueFrozen, UnknownEntry, UnknownIssue
 from mailer.event_import import import_calendar
 from mailer.feeds import add_feed, fetch_feeds
@@ -19,7 +20,6 @@ from mailer.issue_content import IssueContent
 from mailer.issue_views import issue_detail
 from mailer.models import FeedItem, IssueStatus
 from mailer.publishing import NotApproved, compiled_issue, preview
-from mailer.runtime import Runtime
 from tests.content_fixtures import FEEDS, ICS
 
 

@@ -12,11 +12,11 @@ from sqlalchemy import select
 from consent.models import ConsentEvent
 from consent.suppression import address_hmac, is_suppressed
 from consent.workflow import Evidence
+from mailer.app.wiring import Runtime
 from mailer.delivery import CampaignRunner
 from mailer.delivery_models import Campaign, Delivery
 from mailer.models import Issue, IssueStatus
 from mailer.pool import SMTPPool
-from mailer.runtime import Runtime
 from tests.conftest import SECRET, SMTPServer
 from tests.delivery_fixtures import (
     PickyHandler,

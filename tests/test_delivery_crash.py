@@ -16,9 +16,9 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from mailer.app.wiring import Runtime
 from mailer.cli import app
 from mailer.delivery_models import Delivery
-from mailer.runtime import Runtime
 from tests.conftest import SMTPServer
 from tests.delivery_fixtures import approved_issue, subscribe
 

@@ -16,12 +16,12 @@ from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
 from consent.models import Subscriber
+from mailer.app.wiring import Runtime
 from mailer.cli import app
 from mailer.delivery import CampaignRunner
 from mailer.delivery_models import Delivery
 from mailer.dkim import SIGNED_HEADERS, Signer
 from mailer.models import Issue, IssueStatus
-from mailer.runtime import Runtime
 from tests.conftest import SMTPServer
 from tests.delivery_fixtures import approved_issue, request_only, subscribe
 

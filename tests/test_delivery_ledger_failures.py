@@ -19,11 +19,11 @@ import pytest
 from sqlalchemy import Engine, event, select, text
 
 from consent.clock import FrozenClock
-from mailer import db
+from mailer.app import db
+from mailer.app.settings import Settings
+from mailer.app.wiring import Runtime
 from mailer.delivery import CampaignRunner
 from mailer.delivery_models import Campaign, Delivery
-from mailer.runtime import Runtime
-from mailer.settings import Settings
 from tests.conftest import SMTPServer
 from tests.delivery_fixtures import approved_issue, subscribe
 

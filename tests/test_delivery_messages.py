@@ -14,11 +14,11 @@ from hypothesis import strategies as st
 from consent.clock import FrozenClock
 from consent.workflow import ConsentService, Policy
 from mailer import verp
+from mailer.app.settings import Settings
 from mailer.composer import Composer
 from mailer.mail.messages import HeaderInjection
 from mailer.newsletter import CompiledIssue
 from mailer.recipients import Recipient
-from mailer.settings import Settings
 from tests.conftest import SECRET
 from tests.helpers import parts
 

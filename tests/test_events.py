@@ -11,11 +11,11 @@ import pytest
 from typer.testing import CliRunner
 
 from consent.addresses import InvalidInput
+from mailer.app.wiring import Runtime
 from mailer.cli import app
 from mailer.event_import import import_calendar
 from mailer.events import EventSpec, add_event, events_of, upcoming
 from mailer.issue_content import when_label
-from mailer.runtime import Runtime
 from tests.content_fixtures import ICS
 
 WEBINARS = (ICS / "webinars.ics").read_bytes()

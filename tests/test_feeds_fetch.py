@@ -15,11 +15,11 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from consent.clock import FrozenClock
+from mailer.app.wiring import Runtime
 from mailer.cli import app
 from mailer.feed_fetch import FetchPolicy
 from mailer.feeds import FeedReport, add_feed, feeds_of, fetch_feeds
 from mailer.models import Feed, FeedItem
-from mailer.runtime import Runtime
 from tests.content_fixtures import FEEDS, FeedServer, serve_feeds
 
 POLICY = FetchPolicy(user_agent="mailer-tests/1 (+https://news.example.org)", timeout=5)

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from consent.imports import import_csv
 from consent.models import ConsentEvent, EventDetail, Status, Subscription
 from consent.workflow import Evidence
-from mailer.runtime import Runtime
+from mailer.app.wiring import Runtime
 from tests.conftest import SMTPServer
 from tests.consent_fixtures import (
     cli_fixture,  # noqa: F401

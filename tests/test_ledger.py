@@ -10,7 +10,7 @@ import pytest
 from consent import ledger
 from consent.clock import FrozenClock
 from consent.models import ConsentEvent, EventDetail
-from mailer.runtime import Runtime
+from mailer.app.wiring import Runtime
 from tests.consent_fixtures import (
     ADA,
     ADA_KEY,

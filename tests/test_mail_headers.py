@@ -26,6 +26,7 @@ from consent.addresses import InvalidInput, clean_name, clean_text, normalise_ad
 from consent.clock import FrozenClock
 from consent.rights import AccessLinkRequested, AddressChangeRequested
 from consent.workflow import ConfirmationRequested, ConsentService, Policy, Subscribed
+from mailer.app.settings import Settings
 from mailer.composer import Composer
 from mailer.mail import headers, messages, transactional
 from mailer.mail.headers import HeaderInjection, Mailbox
@@ -33,7 +34,6 @@ from mailer.mail.render import Renderer
 from mailer.mail.transactional import EditorNotice, Stationery
 from mailer.newsletter import CompiledIssue
 from mailer.recipients import Recipient
-from mailer.settings import Settings
 from tests.conftest import SECRET
 from tests.helpers import shown_mailbox
 

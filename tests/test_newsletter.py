@@ -189,9 +189,9 @@ def test_event_highlight_and_empty_sections() -> None:
 def test_composed_message_headers_and_structure(compiled: CompiledIssue) -> None:
     from consent.clock import FrozenClock
     from consent.workflow import ConsentService, Policy
+    from mailer.app.settings import Settings
     from mailer.composer import Composer
     from mailer.recipients import Recipient
-    from mailer.settings import Settings
 
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]

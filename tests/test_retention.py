@@ -11,7 +11,7 @@ from consent import replay, tokens
 from consent.clock import FrozenClock
 from consent.models import ConsentEvent, EventDetail, Subscriber
 from consent.retention import purge_pending
-from mailer.runtime import Runtime
+from mailer.app.wiring import Runtime
 from tests.consent_fixtures import (
     FORM,
     ask,

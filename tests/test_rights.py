@@ -16,8 +16,8 @@ from consent.models import ConsentEvent, Subscriber, Suppression
 from consent.rights import SubjectRights
 from consent.suppression import EVERY_LIST, address_hmac, is_suppressed
 from consent.workflow import Evidence
-from mailer import db
-from mailer.runtime import Runtime
+from mailer.app import db
+from mailer.app.wiring import Runtime
 from tests.conftest import CYBER, SECRET, SMTPServer
 from tests.consent_fixtures import (
     ADA,
@@ -180,7 +180,7 @@ def test_h1_cli_export_holds_profile_subscriptions_events_and_texts(
     assert subscription["consent_text"]["text"] == CYBER.consent_text
     kinds = [(e["kind"], e["consent_text"]) for e in document["consent_events"]]
     assert kinds == [("requested", CYBER.consent_text), ("confirmed", CYBER.consent_text)]
-    assert document["deliveries"] == []  # the delivery domain's section (mailer/subject_data.py)
+    assert document["deliveries"] == []  # the delivery domain's section (mailer/app/subjects.py)
     first = document["consent_events"][0]
     assert first["personal"] == {"email": ADA_KEY, "ip": "203.0.113.0", "user_agent": AGENT}
     # The person can check each commitment with the key the export hands them.

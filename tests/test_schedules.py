@@ -20,8 +20,8 @@ from sqlalchemy import select, update
 
 from consent.clock import FrozenClock
 from mailer import cadence, curation, feeds
+from mailer.app.wiring import Runtime
 from mailer.models import Issue, ScheduleSlot
-from mailer.runtime import Runtime
 from mailer.schedules import ScheduleSpec
 from tests.conftest import SMTPServer
 from tests.delivery_fixtures import subscribe

@@ -12,11 +12,11 @@ from typing import Any
 import httpx
 import pytest
 
+from mailer.app.wiring import Runtime
 from mailer.mail import transactional
 from mailer.mail.headers import Mailbox
 from mailer.mail.render import Rendered, Renderer
 from mailer.mail.transactional import Letter, Stationery
-from mailer.runtime import Runtime
 from mailer.web import create_app
 from tests.conftest import SMTPServer
 

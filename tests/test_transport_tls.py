@@ -26,9 +26,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pydantic import ValidationError
 
+from mailer.app.settings import Settings, SMTPTarget
 from mailer.mail.transport import Envelope, SMTPTransport, TransportError
 from mailer.pool import SMTPPool
-from mailer.settings import Settings, SMTPTarget
 from mailer.wire import WireProtocol
 from tests.conftest import RecordingHandler, SMTPServer, free_port
 

@@ -15,7 +15,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from consent.workflow import ConfirmationRequested, Evidence
-from mailer.runtime import Runtime
+from mailer.app.wiring import Runtime
 from mailer.web import create_app
 from mailer.web.ratelimit import client_key
 from tests.conftest import SMTPServer

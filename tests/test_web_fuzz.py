@@ -17,7 +17,7 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from starlette.testclient import TestClient
 
-from mailer.runtime import Runtime
+from mailer.app.wiring import Runtime
 from mailer.web import create_app
 from mailer.web.params import MAX_ROW_ID
 from tests.conftest import SMTPServer

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from mailer.runtime import Runtime
+from mailer.app.wiring import Runtime
 from mailer.web import create_app
 from mailer.web.headers import DEFAULT_CSP
 from tests.conftest import SMTPServer

@@ -20,7 +20,7 @@ import pytest
 import uvicorn
 from starlette.testclient import TestClient
 
-from mailer.runtime import Runtime
+from mailer.app.wiring import Runtime
 from mailer.web import create_app
 from tests.conftest import SMTPServer, free_port
 from tests.helpers import csrf_token

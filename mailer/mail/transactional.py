@@ -30,11 +30,11 @@ from consent.rights import (
     AddressChangeRequested,
 )
 from consent.workflow import ConfirmationRequested, ConsentService, Subscribed
+from mailer.app.settings import Settings
 from mailer.mail import messages
 from mailer.mail.headers import HeaderInjection, Mailbox
 from mailer.mail.render import Renderer
 from mailer.mail.transport import Envelope, Transport, TransportError
-from mailer.settings import Settings
 
 log = logging.getLogger(__name__)
 

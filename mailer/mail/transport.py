@@ -14,7 +14,7 @@ from typing import Protocol
 
 import aiosmtplib
 
-from mailer.settings import SMTPTarget
+from mailer.app.settings import SMTPTarget
 
 
 @dataclass(frozen=True)

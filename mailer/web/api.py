@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from consent.lists import ListSpec, all_lists, create_list
 from consent.models import Status
 from consent.workflow import Evidence
-from mailer.runtime import Runtime
+from mailer.app.wiring import Runtime
 from mailer.web.auth import token_matches
 
 _bearer = HTTPBearer(auto_error=False)

@@ -15,10 +15,10 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from mailer import campaigns
+from mailer.app.wiring import Runtime
 from mailer.campaigns import NotSendable
 from mailer.delivery import CampaignRunner, send_test
 from mailer.mail.transport import TransportError
-from mailer.runtime import Runtime
 from mailer.web.api import Admin
 from mailer.web.params import RowId
 

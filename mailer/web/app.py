@@ -8,8 +8,8 @@ from fastapi import FastAPI
 from fastapi.templating import Jinja2Templates
 from starlette.types import ASGIApp
 
+from mailer.app.wiring import Runtime
 from mailer.mail.render import TEMPLATES
-from mailer.runtime import Runtime
 from mailer.web import api, api_delivery, api_issues, docs, errors, health, pages, selfservice
 from mailer.web.auth import AdminGate
 from mailer.web.bodylimit import BodyLimit

@@ -18,7 +18,7 @@ from starlette.requests import ClientDisconnect
 from consent import tokens
 from consent.addresses import InvalidInput
 from consent.workflow import Evidence
-from mailer.runtime import Runtime
+from mailer.app.wiring import Runtime
 from mailer.web import csrf
 from mailer.web.errors import error_response, wants_json
 from mailer.web.ratelimit import ClientLimits, KeyedLimits, RequestLimits

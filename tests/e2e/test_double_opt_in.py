@@ -9,7 +9,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from consent.models import Status
-from mailer.runtime import Runtime
+from mailer.app.wiring import Runtime
 from tests.conftest import SMTPServer
 from tests.helpers import csrf_token, links, parts, path_of
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from consent.rights import SubjectData
 
 if TYPE_CHECKING:
-    from mailer.runtime import Runtime
+    from mailer.app.wiring import Runtime
 
 
 def contributions(runtime: Runtime) -> tuple[SubjectData, ...]:

@@ -12,11 +12,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from consent.clock import Clock, SystemClock
 from consent.workflow import ConsentService, Policy
-from mailer import db
+from mailer.app import db
+from mailer.app.settings import Settings
 from mailer.mail.render import Renderer
 from mailer.mail.transactional import TransactionalMail
 from mailer.mail.transport import SMTPTransport, Transport
-from mailer.settings import Settings
 
 if TYPE_CHECKING:
     from mailer.schedules import ScheduleService

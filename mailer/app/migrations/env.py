@@ -15,8 +15,8 @@ target_metadata = Base.metadata
 def run_migrations_online() -> None:
     engine: Engine | None = config.attributes.get("engine")
     if engine is None:
-        from mailer.db import make_engine
-        from mailer.settings import Settings
+        from mailer.app.db import make_engine
+        from mailer.app.settings import Settings
 
         engine = make_engine(Settings().database_url)
     with engine.begin() as connection:
