@@ -72,10 +72,10 @@ def prepare(path: Path, subscribers: int) -> int:
     from consent.clock import FrozenClock
     from consent.lists import ListSpec, create_list
     from consent.models import Subscriber, Subscription
-    from mailer import curation
     from mailer.app.settings import Settings
     from mailer.app.wiring import Runtime
-    from mailer.models import FeedItem
+    from mailer.content import curation
+    from mailer.content.models import FeedItem
 
     settings = Settings(
         _env_file=None,
@@ -164,8 +164,8 @@ def sample_message(path: Path, issue_id: int) -> bytes:
     from mailer.app.settings import Settings
     from mailer.app.wiring import Runtime
     from mailer.composer import Composer
-    from mailer.models import Issue
-    from mailer.newsletter import CompiledIssue
+    from mailer.content.models import Issue
+    from mailer.content.newsletter import CompiledIssue
     from mailer.recipients import Recipient
 
     settings = Settings(

@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session
 
 from consent.addresses import InvalidInput
 from consent.clock import Clock
-from mailer import curation
+from mailer.content import curation
+from mailer.content.models import Issue, IssueStatus
 from mailer.delivery_models import Campaign, CampaignState, Delivery
-from mailer.models import Issue, IssueStatus
 
 HEARTBEAT_STALE = timedelta(minutes=2)
 

@@ -10,10 +10,10 @@ from rich.progress import Progress
 from rich.table import Table
 
 from consent.lists import get_list
-from mailer import calendars, events, feeds
 from mailer.cli_issues import JsonOpt, ListOpt, base, content_runtime, issues_app
-from mailer.feed_fetch import FetchPolicy, is_file_url
-from mailer.issue_views import event_record, feed_record
+from mailer.content import calendars, events, feeds
+from mailer.content.fetch import FetchPolicy, is_file_url
+from mailer.content.views import event_record, feed_record
 
 __all__ = ["events_app", "feeds_app", "issues_app"]
 

@@ -15,10 +15,10 @@ from typing import Annotated, Any
 
 import typer
 
-from mailer import curation
 from mailer.app.wiring import Runtime
-from mailer.curation import EntryChanges, IssueChanges, UnknownEntry, UnknownIssue
-from mailer.issue_views import issue_detail, issue_summary
+from mailer.content import curation
+from mailer.content.curation import EntryChanges, IssueChanges, UnknownEntry, UnknownIssue
+from mailer.content.views import issue_detail, issue_summary
 from mailer.mail.render import TemplateError
 
 issues_app = typer.Typer(

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from mailer import cadence
+from mailer.cadence.cron import CadenceError, parse_duration
 from mailer.cli import JsonOpt, app, fail, out, print_json, runtime
 from mailer.schedules import ScheduleSpec, ScheduleView
 
@@ -60,18 +60,18 @@ def schedules_add(
             list_slug=list_,
             cron=cron,
             timezone=tz,
-            lead=cadence.parse_duration(lead),
+            lead=parse_duration(lead),
             min_items=min_items,
             approval=approval,
-            grace=cadence.parse_duration(grace),
+            grace=parse_duration(grace),
             editors=tuple(editor or ()),
         )
-    except cadence.CadenceError as exc:
+    except CadenceError as exc:
         raise fail(str(exc)) from None
     with runtime() as rt:
         try:
             view = rt.schedules.add(spec)
-        except cadence.CadenceError as exc:
+        except CadenceError as exc:
             raise fail(str(exc)) from None
     out.print(
         f"schedule {view.id} added to {view.list_slug}:"

@@ -14,9 +14,9 @@ from email.utils import format_datetime
 from consent.workflow import ConsentService
 from mailer import verp
 from mailer.app.settings import Settings
+from mailer.content.newsletter import CompiledIssue, greeting
 from mailer.dkim import Signer
 from mailer.mail import messages
-from mailer.newsletter import CompiledIssue, greeting
 from mailer.recipients import Recipient
 from mailer.skeleton import Part, Skeleton
 

@@ -13,9 +13,9 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 
-from mailer import curation, event_import, feeds
 from mailer.app.wiring import Runtime
-from mailer.curation import EntryChanges, IssueChanges
+from mailer.content import curation, feeds, ical
+from mailer.content.curation import EntryChanges, IssueChanges
 
 ANCHOR = datetime(2026, 1, 5, tzinfo=UTC)
 DEMO_CONTENT = Path(__file__).resolve().parent.parent / "demo_content"
@@ -86,7 +86,7 @@ def add_demo_sources(
                     session, runtime.clock, list_slug, str(path), section=sections.get(path.name)
                 )
         data = (work_dir / "content" / "webinars.ics").read_bytes()
-        imported = event_import.import_calendar(session, runtime.clock, list_slug, data, "demo")
+        imported = ical.import_calendar(session, runtime.clock, list_slug, data, "demo")
     return imported.added + imported.updated
 
 

@@ -28,12 +28,12 @@ from mailer import campaigns
 from mailer.app.wiring import Runtime
 from mailer.campaigns import Summary
 from mailer.composer import Composer, signer_from
+from mailer.content.models import IssueStatus
+from mailer.content.newsletter import CompiledIssue
 from mailer.delivery_ledger import LedgerUnavailable, LedgerWriter, Result
 from mailer.delivery_models import CampaignState, DeliveryStatus
 from mailer.mail.headers import HeaderInjection, mail_address
 from mailer.mail.transport import Envelope, SendResult, TransportError
-from mailer.models import IssueStatus
-from mailer.newsletter import CompiledIssue
 from mailer.pool import DeliveryUncertain, SMTPPool
 from mailer.publishing import SAMPLE_REF
 from mailer.recipients import Recipient, RecipientSource

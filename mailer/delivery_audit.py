@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 
 from consent.clock import utc
 from consent.models import ConsentEvent, MailingList, Subscriber
+from mailer.content.models import Issue
 from mailer.delivery_models import Delivery, DeliveryStatus
-from mailer.models import Issue
 
 GRANTS = frozenset({"confirmed", "imported"})
 NEUTRAL = frozenset({"rectified", "exported", "receipt", "text-shown", "address-changed"})

@@ -18,8 +18,8 @@ from consent.models import MailingList, Subscriber
 from consent.suppression import address_hmac
 from mailer.app.settings import Settings
 from mailer.bounce_models import UnmatchedReport
+from mailer.content.models import Issue
 from mailer.delivery_models import Delivery, SoftBounce
-from mailer.models import Issue
 
 
 def _iso(value: Any) -> str | None:

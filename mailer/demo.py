@@ -23,9 +23,11 @@ from rich.table import Table
 from consent import audit, ledger
 from consent.clock import FrozenClock
 from consent.lists import create_list
-from mailer import cadence, campaigns, curation, delivery_audit
+from mailer import campaigns, delivery_audit
 from mailer.app.settings import Settings
 from mailer.app.wiring import Runtime
+from mailer.cadence import cron
+from mailer.content import curation
 from mailer.content_demo import add_demo_sources, curate_demo_issue
 from mailer.demo_data import CLUSTER_NEWS, READERS, reader_address
 from mailer.demo_infra import Outbox, WebServer, free_port, link, post_form
@@ -131,7 +133,7 @@ class Demo:
             f"[bold]Schedule[/] weekly, Mondays 09:00 Europe/Madrid, 24 h lead, approval"
             f" required; next slot {view.next_slot}"
         )
-        slot_at = cadence.next_slot(view.cron, view.timezone, self.clock.now()).at
+        slot_at = cron.next_slot(view.cron, view.timezone, self.clock.now()).at
         self.clock.set(slot_at - timedelta(hours=24))
         outcome = asyncio.run(self.rt.schedules.tick())
         [drafted] = [v for v in outcome if v.status == "drafted"]

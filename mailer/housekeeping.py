@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from mailer import feeds
 from mailer.app.wiring import Runtime
-from mailer.feed_fetch import FetchPolicy
+from mailer.content import feeds
+from mailer.content.fetch import FetchPolicy
 
 log = logging.getLogger(__name__)
 

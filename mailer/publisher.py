@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import logging
 
-from mailer import calendars, curation, feeds
 from mailer.app.wiring import Runtime
 from mailer.campaigns import Summary
+from mailer.content import calendars, curation, feeds
+from mailer.content.fetch import FetchPolicy
+from mailer.content.models import IssueStatus
 from mailer.delivery import CampaignRunner
 from mailer.delivery_models import CampaignState
-from mailer.feed_fetch import FetchPolicy
 from mailer.mail.transactional import EditorNotice
-from mailer.models import IssueStatus
 from mailer.schedules import Drafted
 
 log = logging.getLogger(__name__)

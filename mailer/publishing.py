@@ -18,10 +18,10 @@ from sqlalchemy.orm import Session
 from consent.addresses import InvalidInput
 from mailer.app.wiring import Runtime
 from mailer.composer import Composer, signer_from
-from mailer.curation import get_issue
-from mailer.issue_content import build_content
-from mailer.models import IssueStatus
-from mailer.newsletter import CompiledIssue, compile_issue
+from mailer.content.curation import get_issue
+from mailer.content.issue_content import build_content
+from mailer.content.models import IssueStatus
+from mailer.content.newsletter import CompiledIssue, compile_issue
 from mailer.recipients import Recipient
 
 SAMPLE_REF = "00000000-0000-4000-8000-000000000000"

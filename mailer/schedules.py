@@ -23,8 +23,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from consent.addresses import InvalidInput, normalise_address
 from consent.clock import Clock
 from consent.lists import get_list
-from mailer import cadence
-from mailer.models import Schedule, ScheduleSlot
+from mailer.cadence import cron
+from mailer.cadence.models import Schedule, ScheduleSlot
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ class ScheduleService:
     # -- editing -----------------------------------------------------------------
 
     def add(self, spec: ScheduleSpec) -> ScheduleView:
-        cadence.trigger(spec.cron, spec.timezone)  # validates both
+        cron.trigger(spec.cron, spec.timezone)  # validates both
         if spec.approval not in ("required", "auto"):
             raise InvalidInput("approval is 'required' or 'auto'")
         if spec.min_items < 0:
@@ -147,13 +147,13 @@ class ScheduleService:
             .order_by(ScheduleSlot.slot_at.desc())
             .limit(recent)
         )
-        upcoming = cadence.next_slot(schedule.cron, schedule.timezone, self.clock.now())
+        upcoming = cron.next_slot(schedule.cron, schedule.timezone, self.clock.now())
         return ScheduleView(
             id=schedule.id,
             list_slug=schedule.list.slug,
             cron=schedule.cron,
             timezone=schedule.timezone,
-            lead=cadence.format_duration(timedelta(minutes=schedule.lead_minutes)),
+            lead=cron.format_duration(timedelta(minutes=schedule.lead_minutes)),
             min_items=schedule.min_items,
             approval=schedule.approval,
             editors=[e for e in schedule.editors.split(",") if e],
@@ -198,7 +198,7 @@ class ScheduleService:
                 )
             )
         anchor = max(schedule.created_at, last) if last else schedule.created_at
-        passed = list(cadence.slots(schedule.cron, schedule.timezone, anchor, now))
+        passed = list(cron.slots(schedule.cron, schedule.timezone, anchor, now))
         for slot in passed[:-1][-MAX_MISSED_RECORDED:]:
             self._record(schedule, slot, "missed", reason="the service was not running")
         if passed:
@@ -226,7 +226,7 @@ class ScheduleService:
                 done.append(view)
         # 3. The next slot, at its lead time: draft it and show it to the editors.
         if schedule.lead_minutes:
-            upcoming = cadence.next_slot(schedule.cron, schedule.timezone, now)
+            upcoming = cron.next_slot(schedule.cron, schedule.timezone, now)
             if upcoming.at - timedelta(minutes=schedule.lead_minutes) <= now:
                 view = await self._draft(schedule, upcoming)
                 if view:
@@ -234,7 +234,7 @@ class ScheduleService:
         return done
 
     def _record(
-        self, schedule: Schedule, slot: cadence.Slot, status: str, reason: str = ""
+        self, schedule: Schedule, slot: cron.Slot, status: str, reason: str = ""
     ) -> ScheduleSlot | None:
         """Insert the slot's row; None if another run already has it."""
         try:
@@ -261,7 +261,7 @@ class ScheduleService:
             row.updated_at = self.clock.now()
             return SlotView(row.slot_key, row.slot_at, row.status, row.issue_id, row.reason)
 
-    async def _draft(self, schedule: Schedule, slot: cadence.Slot) -> SlotView | None:
+    async def _draft(self, schedule: Schedule, slot: cron.Slot) -> SlotView | None:
         row = self._record(schedule, slot, "drafting")
         if row is None:
             return None

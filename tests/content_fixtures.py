@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from mailer.issue_content import EventEntry, Highlight, IssueContent, NewsEntry, Section
+from mailer.content.issue_content import EventEntry, Highlight, IssueContent, NewsEntry, Section
 
 DATA = Path(__file__).parent / "data"
 FEEDS = DATA / "feeds"

@@ -16,8 +16,8 @@ from aiosmtpd.controller import Controller
 
 from consent.clock import FrozenClock
 from consent.workflow import ConfirmationRequested, Evidence
-from mailer import curation
 from mailer.app.wiring import Runtime
+from mailer.content import curation
 from tests.conftest import Received, free_port
 
 FORM = Evidence(method="double-opt-in", source="form:/subscribe/cyber-news", ip="203.0.113.9")

@@ -11,12 +11,12 @@ import pytest
 from sqlalchemy import create_engine, select, text
 from typer.testing import CliRunner
 
-from mailer import calendars
 from mailer.app import db
 from mailer.app.wiring import Runtime
 from mailer.cli import app
-from mailer.feed_fetch import FetchPolicy
-from mailer.models import Calendar, ProjectEvent
+from mailer.content import calendars
+from mailer.content.fetch import FetchPolicy
+from mailer.content.models import Calendar, ProjectEvent
 from tests.conftest import POSTGRES_URL
 from tests.content_fixtures import FeedServer, Request, serve_feeds
 

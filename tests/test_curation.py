@@ -11,14 +11,20 @@ from sqlalchemy import select
 
 from consent.addresses import InvalidInput
 from consent.clock import FrozenClock
-from mailer import curation
 from mailer.app.wiring import Runtime
-from mailer.curation import EntryChanges, IssueChanges, IssueFrozen, UnknownEntry, UnknownIssue
-from mailer.event_import import import_calendar
-from mailer.feeds import add_feed, fetch_feeds
-from mailer.issue_content import IssueContent
-from mailer.issue_views import issue_detail
-from mailer.models import FeedItem, IssueStatus
+from mailer.content import curation
+from mailer.content.curation import (
+    EntryChanges,
+    IssueChanges,
+    IssueFrozen,
+    UnknownEntry,
+    UnknownIssue,
+)
+from mailer.content.feeds import add_feed, fetch_feeds
+from mailer.content.ical import import_calendar
+from mailer.content.issue_content import IssueContent
+from mailer.content.models import FeedItem, IssueStatus
+from mailer.content.views import issue_detail
 from mailer.publishing import NotApproved, compiled_issue, preview
 from tests.content_fixtures import FEEDS, ICS
 

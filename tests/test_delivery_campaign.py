@@ -13,9 +13,9 @@ from consent.models import ConsentEvent
 from consent.suppression import address_hmac, is_suppressed
 from consent.workflow import Evidence
 from mailer.app.wiring import Runtime
+from mailer.content.models import Issue, IssueStatus
 from mailer.delivery import CampaignRunner
 from mailer.delivery_models import Campaign, Delivery
-from mailer.models import Issue, IssueStatus
 from mailer.pool import SMTPPool
 from tests.conftest import SECRET, SMTPServer
 from tests.delivery_fixtures import (

@@ -18,10 +18,10 @@ from typer.testing import CliRunner
 from consent.models import Subscriber
 from mailer.app.wiring import Runtime
 from mailer.cli import app
+from mailer.content.models import Issue, IssueStatus
 from mailer.delivery import CampaignRunner
 from mailer.delivery_models import Delivery
 from mailer.dkim import SIGNED_HEADERS, Signer
-from mailer.models import Issue, IssueStatus
 from tests.conftest import SMTPServer
 from tests.delivery_fixtures import approved_issue, request_only, subscribe
 
@@ -69,7 +69,7 @@ def test_send_command_and_a_test_copy(
 def test_a_draft_cannot_be_sent(
     runtime: Runtime, make_list: Callable[..., str], settings_env: dict[str, str]
 ) -> None:
-    from mailer import curation
+    from mailer.content import curation
 
     make_list()
     with runtime.sessions.begin() as session:

@@ -16,8 +16,8 @@ from consent.workflow import ConsentService, Policy
 from mailer import verp
 from mailer.app.settings import Settings
 from mailer.composer import Composer
+from mailer.content.newsletter import CompiledIssue
 from mailer.mail.messages import HeaderInjection
-from mailer.newsletter import CompiledIssue
 from mailer.recipients import Recipient
 from tests.conftest import SECRET
 from tests.helpers import parts

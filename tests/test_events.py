@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 from consent.addresses import InvalidInput
 from mailer.app.wiring import Runtime
 from mailer.cli import app
-from mailer.event_import import import_calendar
-from mailer.events import EventSpec, add_event, events_of, upcoming
-from mailer.issue_content import when_label
+from mailer.content.events import EventSpec, add_event, events_of, upcoming
+from mailer.content.ical import import_calendar
+from mailer.content.issue_content import when_label
 from tests.content_fixtures import ICS
 
 WEBINARS = (ICS / "webinars.ics").read_bytes()

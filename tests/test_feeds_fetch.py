@@ -17,9 +17,9 @@ from typer.testing import CliRunner
 from consent.clock import FrozenClock
 from mailer.app.wiring import Runtime
 from mailer.cli import app
-from mailer.feed_fetch import FetchPolicy
-from mailer.feeds import FeedReport, add_feed, feeds_of, fetch_feeds
-from mailer.models import Feed, FeedItem
+from mailer.content.feeds import FeedReport, add_feed, feeds_of, fetch_feeds
+from mailer.content.fetch import FetchPolicy
+from mailer.content.models import Feed, FeedItem
 from tests.content_fixtures import FEEDS, FeedServer, serve_feeds
 
 POLICY = FetchPolicy(user_agent="mailer-tests/1 (+https://news.example.org)", timeout=5)
@@ -259,7 +259,7 @@ def test_cli_feeds_add_list_fetch(
 
 @pytest.mark.parametrize("value", ["Wed, 21 Oct 2015 07:28:00 GMT", "garbage", "99999999"])
 def test_retry_after_forms(value: str, clock: FrozenClock) -> None:
-    from mailer.feed_fetch import MAX_RETRY_AFTER, retry_at
+    from mailer.content.fetch import MAX_RETRY_AFTER, retry_at
 
     when = retry_at(value, clock.now(), timedelta(minutes=30))
     assert clock.now() <= when <= clock.now() + MAX_RETRY_AFTER

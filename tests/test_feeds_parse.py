@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailer.feed_parse import canonical_link, parse
-from mailer.sanitize import (
+from mailer.content.parse import canonical_link, parse
+from mailer.content.sanitize import (
     html_to_text,
     plain_text,
     sanitize_html,

@@ -12,7 +12,7 @@ from consent.models import Status
 from mailer import housekeeping
 from mailer.app.settings import Settings
 from mailer.app.wiring import Runtime
-from mailer.models import IssueStatus
+from mailer.content.models import IssueStatus
 from tests.delivery_fixtures import (  # noqa: F401  (picky_server is a fixture)
     PickyHandler,
     approved_issue,
@@ -46,7 +46,7 @@ def test_retry_job_finishes_a_campaign_left_waiting(
         assert handler.count("bruno@example.org") == 1
         assert handler.count("ana@example.org") == 1
         with rt.sessions() as session:
-            from mailer.curation import get_issue
+            from mailer.content.curation import get_issue
 
             assert get_issue(session, issue_id).status == IssueStatus.SENT
         assert asyncio.run(housekeeping.retry_deferred(rt)) == 0

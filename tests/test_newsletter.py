@@ -11,11 +11,11 @@ from email.policy import default as default_policy
 import mjml
 import pytest
 
-from mailer.feed_parse import parse
-from mailer.issue_content import Highlight, IssueContent, Section, markdown_html
+from mailer.content.issue_content import Highlight, IssueContent, Section, markdown_html
+from mailer.content.newsletter import CompiledIssue, compile_issue
+from mailer.content.parse import parse
 from mailer.mail.mjml_check import check_mjml
 from mailer.mail.render import Renderer, TemplateError
-from mailer.newsletter import CompiledIssue, compile_issue
 from tests.content_fixtures import FEEDS, event, news, sample_content
 
 UNSUBSCRIBE = "https://news.example.org/unsubscribe/tok.en?a=1&b=2"

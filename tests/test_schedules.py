@@ -19,9 +19,11 @@ import pytest
 from sqlalchemy import select, update
 
 from consent.clock import FrozenClock
-from mailer import cadence, curation, feeds
 from mailer.app.wiring import Runtime
-from mailer.models import Issue, ScheduleSlot
+from mailer.cadence import cron
+from mailer.cadence.models import ScheduleSlot
+from mailer.content import curation, feeds
+from mailer.content.models import Issue
 from mailer.schedules import ScheduleSpec
 from tests.conftest import SMTPServer
 from tests.delivery_fixtures import subscribe
@@ -111,7 +113,7 @@ def issues(runtime: Runtime) -> list[tuple[int, str]]:
 def test_weekly_cron_fires_at_the_right_instants_across_a_dst_change() -> None:
     fired = [
         s.at
-        for s in cadence.slots(
+        for s in cron.slots(
             "0 9 * * MON",
             "Europe/Madrid",
             datetime(2026, 3, 16, tzinfo=UTC),
@@ -137,20 +139,20 @@ def test_weekly_cron_fires_at_the_right_instants_across_a_dst_change() -> None:
     ids=["spring-forward", "fall-back"],
 )
 def test_a_daily_slot_in_a_dst_hour_runs_exactly_once(start, end, expected) -> None:
-    found = list(cadence.slots("30 2 * * *", "Europe/Madrid", start, end))
+    found = list(cron.slots("30 2 * * *", "Europe/Madrid", start, end))
     assert len(found) == expected
     assert len({s.key[:10] for s in found}) == expected  # one per local day
 
 
 @pytest.mark.parametrize("text,minutes", [("24h", 1440), ("90m", 90), ("0", 0), (" 2h ", 120)])
 def test_durations(text: str, minutes: int) -> None:
-    assert cadence.parse_duration(text) == timedelta(minutes=minutes)
+    assert cron.parse_duration(text) == timedelta(minutes=minutes)
 
 
 @pytest.mark.parametrize("text", ["", "1d", "h", "24", "-1h", "1.5h"])
 def test_bad_durations(text: str) -> None:
-    with pytest.raises(cadence.CadenceError):
-        cadence.parse_duration(text)
+    with pytest.raises(cron.CadenceError):
+        cron.parse_duration(text)
 
 
 # -- the service, end to end -----------------------------------------------------
@@ -359,9 +361,9 @@ def test_lead_time_reads_the_lists_calendars_again(
 ) -> None:
     import asyncio
 
-    from mailer import calendars
-    from mailer.feed_fetch import FetchPolicy
-    from mailer.models import IssueEntry, ProjectEvent
+    from mailer.content import calendars
+    from mailer.content.fetch import FetchPolicy
+    from mailer.content.models import IssueEntry, ProjectEvent
     from tests.content_fixtures import serve_feeds
 
     def calendar(*titles: str) -> bytes:

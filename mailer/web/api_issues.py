@@ -11,10 +11,16 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from mailer import curation
 from mailer.app.wiring import Runtime
-from mailer.curation import EntryChanges, IssueChanges, IssueFrozen, UnknownEntry, UnknownIssue
-from mailer.issue_views import issue_detail, issue_summary
+from mailer.content import curation
+from mailer.content.curation import (
+    EntryChanges,
+    IssueChanges,
+    IssueFrozen,
+    UnknownEntry,
+    UnknownIssue,
+)
+from mailer.content.views import issue_detail, issue_summary
 from mailer.mail.render import TemplateError
 from mailer.publishing import Preview, preview
 from mailer.web.api import Admin

@@ -5,11 +5,10 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Engine
 
-import mailer.models  # noqa: F401  (registers every table on the metadata)
-from consent.models import Base
+from mailer.app.models import metadata  # every domain's tables
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = metadata
 
 
 def run_migrations_online() -> None:

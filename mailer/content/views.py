@@ -6,8 +6,8 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from mailer.issue_content import when_label
-from mailer.models import Feed, Issue, IssueEntry, ProjectEvent
+from mailer.content.issue_content import when_label
+from mailer.content.models import Feed, Issue, IssueEntry, ProjectEvent
 
 
 def entry_record(entry: IssueEntry, tz: ZoneInfo) -> dict[str, Any]:

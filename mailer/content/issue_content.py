@@ -15,9 +15,9 @@ from zoneinfo import ZoneInfo
 
 from markdown_it import MarkdownIt
 
-from mailer.events import occurrences
-from mailer.models import Issue, IssueEntry
-from mailer.sanitize import sanitize_html
+from mailer.content.events import occurrences
+from mailer.content.models import Issue, IssueEntry
+from mailer.content.sanitize import sanitize_html
 
 DEFAULT_SECTION = "News"
 _markdown = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})

@@ -22,8 +22,8 @@ from consent.addresses import InvalidInput
 from consent.clock import Clock
 from consent.lists import get_list
 from consent.models import MailingList
-from mailer.events import as_utc, ical_text, zone
-from mailer.models import ProjectEvent
+from mailer.content.events import as_utc, ical_text, zone
+from mailer.content.models import ProjectEvent
 
 
 @dataclass(frozen=True)

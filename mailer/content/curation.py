@@ -22,11 +22,11 @@ from consent.addresses import InvalidInput, clean_text
 from consent.clock import Clock
 from consent.lists import get_list
 from consent.models import MailingList
-from mailer.events import upcoming
-from mailer.issue_content import build_content
+from mailer.content.events import upcoming
+from mailer.content.issue_content import build_content
+from mailer.content.models import FeedItem, Issue, IssueEntry, IssueStatus
+from mailer.content.newsletter import compile_issue
 from mailer.mail.render import Renderer
-from mailer.models import FeedItem, Issue, IssueEntry, IssueStatus
-from mailer.newsletter import compile_issue
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 

@@ -22,8 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from consent.addresses import InvalidInput
 from consent.clock import Clock
 from consent.lists import get_list
-from mailer.event_import import import_calendar
-from mailer.feed_fetch import (
+from mailer.content.fetch import (
     Fetched,
     FetchPolicy,
     HostLimits,
@@ -32,7 +31,8 @@ from mailer.feed_fetch import (
     is_file_url,
     normalise_location,
 )
-from mailer.models import Calendar
+from mailer.content.ical import import_calendar
+from mailer.content.models import Calendar
 
 ACCEPT = "text/calendar, application/ics;q=0.9, */*;q=0.5"
 

@@ -1,4 +1,4 @@
-"""Tables of the newsletter side. The consent tables live in consent.models."""
+"""Tables of content: feeds and their items, calendars, project events, issues and their entries."""
 
 from __future__ import annotations
 
@@ -19,20 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from consent.models import (  # noqa: F401  (re-exported: one metadata for Alembic)
-    Base,
-    ConsentEvent,
-    ConsentText,
-    EventDetail,
-    MailingList,
-    Subscriber,
-    Subscription,
-    Suppression,
-    UTCDateTime,
-)
-
-# -- content -------------------------------------------------------------------
-# Feeds and their items, project events, and the issues curated from them.
+from consent.models import Base, MailingList, UTCDateTime
 
 
 class IssueStatus(enum.StrEnum):
@@ -218,53 +205,3 @@ class IssueEntry(Base):
     issue: Mapped[Issue] = relationship(back_populates="entries")
     item: Mapped[FeedItem | None] = relationship()
     event: Mapped[ProjectEvent | None] = relationship()
-
-
-# -- delivery ------------------------------------------------------------------
-# The delivery ledger, campaigns and soft-bounce counts: defined in mailer.delivery_models.
-# Returned mail that matched no copy we sent: defined in mailer.bounce_models.
-from mailer.bounce_models import UnmatchedReport  # noqa: E402,F401
-from mailer.delivery_models import Campaign, Delivery, SoftBounce  # noqa: E402,F401
-
-# -- schedules -----------------------------------------------------------------
-# Recurring cadences of a list and the outcome of each of their slots.
-
-
-class Schedule(Base):
-    """A list's cadence: a cron in a time zone, a lead time for drafting, an approval gate."""
-
-    __tablename__ = "schedules"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    list_id: Mapped[int] = mapped_column(ForeignKey("lists.id", ondelete="CASCADE"), index=True)
-    cron: Mapped[str] = mapped_column(String(100))
-    timezone: Mapped[str] = mapped_column(String(64))
-    lead_minutes: Mapped[int] = mapped_column(Integer, default=0)
-    min_items: Mapped[int] = mapped_column(Integer, default=0)
-    approval: Mapped[str] = mapped_column(String(10), default="required")  # or "auto"
-    grace_minutes: Mapped[int] = mapped_column(Integer, default=360)
-    editors: Mapped[str] = mapped_column(Text, default="")  # comma-separated addresses
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-
-    list: Mapped[MailingList] = relationship()
-
-
-class ScheduleSlot(Base):
-    """What happened at one slot of a schedule; unique per (schedule, local slot time)."""
-
-    __tablename__ = "schedule_slots"
-    __table_args__ = (UniqueConstraint("schedule_id", "slot_key"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    schedule_id: Mapped[int] = mapped_column(
-        ForeignKey("schedules.id", ondelete="CASCADE"), index=True
-    )
-    slot_key: Mapped[str] = mapped_column(String(16))  # local wall-clock "YYYY-MM-DDTHH:MM"
-    slot_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
-    # drafted, skipped, held, sending, sent, missed, failed
-    status: Mapped[str] = mapped_column(String(10))
-    issue_id: Mapped[int | None] = mapped_column(
-        ForeignKey("issues.id", ondelete="SET NULL"), nullable=True
-    )
-    reason: Mapped[str] = mapped_column(Text, default="")
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from mailer.issue_content import IssueContent
+from mailer.content.issue_content import IssueContent
 from mailer.mail.render import Renderer, TemplateError
 
 TEMPLATE = "newsletter/issue"

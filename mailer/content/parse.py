@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import feedparser
 
-from mailer.sanitize import (
+from mailer.content.sanitize import (
     html_to_text,
     is_tracking,
     plain_text,

@@ -24,7 +24,7 @@ from consent.addresses import InvalidInput, clean_text
 from consent.clock import Clock
 from consent.lists import get_list
 from consent.models import MailingList
-from mailer.feed_fetch import (
+from mailer.content.fetch import (
     Fetched,
     FetchPolicy,
     HostLimits,
@@ -33,8 +33,8 @@ from mailer.feed_fetch import (
     is_file_url,
     normalise_location,
 )
-from mailer.feed_parse import ParsedFeed, ParsedItem, parse
-from mailer.models import Feed, FeedItem
+from mailer.content.models import Feed, FeedItem
+from mailer.content.parse import ParsedFeed, ParsedItem, parse
 
 log = logging.getLogger(__name__)
 

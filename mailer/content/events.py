@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from consent.addresses import InvalidInput, clean_text
 from consent.clock import Clock
 from consent.lists import get_list
-from mailer.models import ProjectEvent
+from mailer.content.models import ProjectEvent
 
 
 @dataclass(frozen=True)
