@@ -163,10 +163,10 @@ def sample_message(path: Path, issue_id: int) -> bytes:
     from consent.clock import FrozenClock
     from mailer.app.settings import Settings
     from mailer.app.wiring import Runtime
-    from mailer.composer import Composer
     from mailer.content.models import Issue
     from mailer.content.newsletter import CompiledIssue
-    from mailer.recipients import Recipient
+    from mailer.delivery.composer import Composer
+    from mailer.delivery.recipients import Recipient
 
     settings = Settings(
         _env_file=None,
@@ -239,7 +239,7 @@ def campaign(path: Path, issue_id: int, port: int, connections: int) -> dict[str
     """The full campaign in this process: its rate and this process's peak memory."""
     from mailer.app.settings import Settings
     from mailer.app.wiring import Runtime
-    from mailer.delivery import CampaignRunner
+    from mailer.delivery.runner import CampaignRunner
 
     settings = Settings(
         _env_file=None,

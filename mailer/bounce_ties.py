@@ -29,8 +29,9 @@ from sqlalchemy.orm import Session
 from consent import tokens
 from consent.addresses import InvalidInput, normalise_address
 from consent.models import MailingList, Subscriber, Subscription
-from mailer import dsn, verp
-from mailer.delivery_models import Delivery
+from mailer import dsn
+from mailer.delivery import verp
+from mailer.delivery.models import Delivery
 
 _UNSUBSCRIBE_TOKEN = re.compile(r"/unsubscribe/([A-Za-z0-9_.\-]+)")
 _MESSAGE_ID = re.compile(r"<[^<>\s]{1,198}>")

@@ -27,7 +27,7 @@ from mailer import dsn
 from mailer.app.wiring import Runtime
 from mailer.bounce_models import UnmatchedReport
 from mailer.bounce_ties import Copy, Tie, Ties
-from mailer.delivery_models import Delivery, DeliveryStatus, SoftBounce
+from mailer.delivery.models import Delivery, DeliveryStatus, SoftBounce
 
 log = logging.getLogger(__name__)
 

@@ -15,11 +15,11 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from consent.addresses import InvalidInput
 from mailer import bounce_server
 from mailer.bounces import BounceProcessor, from_maildir, from_mbox, unmatched
-from mailer.campaigns import CampaignBusy, NotSendable, Summary
 from mailer.cli_issues import IssueArg, JsonOpt, base, issues_app
-from mailer.delivery import CampaignRunner, send_test
-from mailer.delivery import Progress as RunProgress
-from mailer.delivery_audit import audit_deliveries
+from mailer.delivery.audit import audit_deliveries
+from mailer.delivery.campaigns import CampaignBusy, NotSendable, Summary
+from mailer.delivery.runner import CampaignRunner, send_test
+from mailer.delivery.runner import Progress as RunProgress
 from mailer.mail.transport import TransportError
 
 bounces_app = typer.Typer(help="Bounces and complaints that come back.", no_args_is_help=True)

@@ -23,15 +23,16 @@ from rich.table import Table
 from consent import audit, ledger
 from consent.clock import FrozenClock
 from consent.lists import create_list
-from mailer import campaigns, delivery_audit
 from mailer.app.settings import Settings
 from mailer.app.wiring import Runtime
 from mailer.cadence import cron
 from mailer.content import curation
 from mailer.content_demo import add_demo_sources, curate_demo_issue
+from mailer.delivery import campaigns
+from mailer.delivery.audit import audit_deliveries
+from mailer.delivery.previews import preview, write_preview
 from mailer.demo_data import CLUSTER_NEWS, READERS, reader_address
 from mailer.demo_infra import Outbox, WebServer, free_port, link, post_form
-from mailer.publishing import preview, write_preview
 from mailer.schedules import ScheduleSpec
 
 EDITOR = "editor@example.org"
@@ -192,7 +193,7 @@ class Demo:
             issue = curation.get_issue(session, issue_id)
             deliveries = campaigns.status(session, issue_id)
             verified = ledger.verify(session)
-            audited = delivery_audit.audit_deliveries(session, issue_id)
+            audited = audit_deliveries(session, issue_id)
             subject, number, status = issue.subject, issue.number, issue.status.value
 
         table = Table(title="Subscribers by state (from the consent ledger)")

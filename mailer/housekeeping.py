@@ -32,7 +32,7 @@ async def purge(runtime: Runtime) -> int:
 
 async def retry_deferred(runtime: Runtime) -> int:
     """Run again every campaign that has deferred copies waiting; returns how many ran."""
-    from mailer import campaigns
+    from mailer.delivery import campaigns
 
     with runtime.sessions() as session:
         waiting = campaigns.waiting(session)

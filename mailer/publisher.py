@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 
 from mailer.app.wiring import Runtime
-from mailer.campaigns import Summary
 from mailer.content import calendars, curation, feeds
 from mailer.content.fetch import FetchPolicy
 from mailer.content.models import IssueStatus
-from mailer.delivery import CampaignRunner
-from mailer.delivery_models import CampaignState
+from mailer.delivery.campaigns import Summary
+from mailer.delivery.models import CampaignState
+from mailer.delivery.runner import CampaignRunner
 from mailer.mail.transactional import EditorNotice
 from mailer.schedules import Drafted
 

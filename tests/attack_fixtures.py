@@ -9,7 +9,7 @@ from email.message import EmailMessage
 from starlette.testclient import TestClient
 
 from mailer.app.wiring import Runtime
-from mailer.delivery import CampaignRunner
+from mailer.delivery.runner import CampaignRunner
 from tests.conftest import Received, SMTPServer
 from tests.delivery_fixtures import approved_issue
 from tests.helpers import csrf_token, links, path_of

@@ -22,7 +22,7 @@ from mailer import bounce_server, dsn
 from mailer.app.wiring import Runtime
 from mailer.bounces import BounceProcessor
 from mailer.cli import app
-from mailer.delivery_models import SoftBounce
+from mailer.delivery.models import SoftBounce
 from tests.attack_fixtures import newsletter
 from tests.conftest import SECRET, SMTPServer, free_port
 from tests.delivery_fixtures import subscribe

@@ -25,7 +25,7 @@ from mailer.content.ical import import_calendar
 from mailer.content.issue_content import IssueContent
 from mailer.content.models import FeedItem, IssueStatus
 from mailer.content.views import issue_detail
-from mailer.publishing import NotApproved, compiled_issue, preview
+from mailer.delivery.previews import NotApproved, compiled_issue, preview
 from tests.content_fixtures import FEEDS, ICS
 
 

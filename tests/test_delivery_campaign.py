@@ -14,9 +14,9 @@ from consent.suppression import address_hmac, is_suppressed
 from consent.workflow import Evidence
 from mailer.app.wiring import Runtime
 from mailer.content.models import Issue, IssueStatus
-from mailer.delivery import CampaignRunner
-from mailer.delivery_models import Campaign, Delivery
-from mailer.pool import SMTPPool
+from mailer.delivery.models import Campaign, Delivery
+from mailer.delivery.pool import SMTPPool
+from mailer.delivery.runner import CampaignRunner
 from tests.conftest import SECRET, SMTPServer
 from tests.delivery_fixtures import (
     PickyHandler,

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from mailer.app.wiring import Runtime
 from mailer.cli import app
-from mailer.delivery_models import Delivery
+from mailer.delivery.models import Delivery
 from tests.conftest import SMTPServer
 from tests.delivery_fixtures import approved_issue, subscribe
 

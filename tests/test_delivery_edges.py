@@ -19,9 +19,9 @@ from consent.models import Subscriber
 from mailer.app.wiring import Runtime
 from mailer.cli import app
 from mailer.content.models import Issue, IssueStatus
-from mailer.delivery import CampaignRunner
-from mailer.delivery_models import Delivery
-from mailer.dkim import SIGNED_HEADERS, Signer
+from mailer.delivery.dkim import SIGNED_HEADERS, Signer
+from mailer.delivery.models import Delivery
+from mailer.delivery.runner import CampaignRunner
 from tests.conftest import SMTPServer
 from tests.delivery_fixtures import approved_issue, request_only, subscribe
 
@@ -246,7 +246,7 @@ def test_ed25519_keys_sign_too() -> None:
 def test_short_rsa_keys_are_refused() -> None:
     import pytest
 
-    from mailer.dkim import DKIMKeyError
+    from mailer.delivery.dkim import DKIMKeyError
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
     pem = key.private_bytes(
@@ -260,7 +260,7 @@ def test_deliveries_are_part_of_the_subject_export_and_go_with_erasure(
     runtime: Runtime, make_list: Callable[..., str], smtp_server: SMTPServer
 ) -> None:
     from consent.rights import SubjectRights
-    from mailer.delivery_subject import DeliveryData
+    from mailer.delivery.subject import DeliveryData
 
     make_list()
     subscribe(runtime, "me@example.org")
@@ -282,7 +282,7 @@ def test_deliveries_are_part_of_the_subject_export_and_go_with_erasure(
 def test_consent_replay_rules() -> None:
     from datetime import UTC, datetime, timedelta
 
-    from mailer.delivery_audit import consent_at
+    from mailer.delivery.audit import consent_at
 
     t0 = datetime(2026, 1, 5, 9, tzinfo=UTC)
     hour = timedelta(hours=1)

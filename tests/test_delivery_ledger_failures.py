@@ -22,8 +22,8 @@ from consent.clock import FrozenClock
 from mailer.app import db
 from mailer.app.settings import Settings
 from mailer.app.wiring import Runtime
-from mailer.delivery import CampaignRunner
-from mailer.delivery_models import Campaign, Delivery
+from mailer.delivery.models import Campaign, Delivery
+from mailer.delivery.runner import CampaignRunner
 from tests.conftest import SMTPServer
 from tests.delivery_fixtures import approved_issue, subscribe
 
@@ -102,7 +102,7 @@ def send_with_a_lock_after_the_first_copy(
     runtime: Runtime, issue_id: int, smtp_server: SMTPServer, blocker: Blocker, log: LedgerLog
 ) -> Any:
     """Run the campaign; the relay takes the lock as it accepts the first copy."""
-    ledger_log = logging.getLogger("mailer.delivery_ledger")
+    ledger_log = logging.getLogger("mailer.delivery.ledger")
     ledger_log.addHandler(log)
     handler = smtp_server.handler
     record = handler.handle_DATA

@@ -13,12 +13,12 @@ from hypothesis import strategies as st
 
 from consent.clock import FrozenClock
 from consent.workflow import ConsentService, Policy
-from mailer import verp
 from mailer.app.settings import Settings
-from mailer.composer import Composer
 from mailer.content.newsletter import CompiledIssue
+from mailer.delivery import verp
+from mailer.delivery.composer import Composer
+from mailer.delivery.recipients import Recipient
 from mailer.mail.messages import HeaderInjection
-from mailer.recipients import Recipient
 from tests.conftest import SECRET
 from tests.helpers import parts
 

@@ -27,13 +27,13 @@ from consent.clock import FrozenClock
 from consent.rights import AccessLinkRequested, AddressChangeRequested
 from consent.workflow import ConfirmationRequested, ConsentService, Policy, Subscribed
 from mailer.app.settings import Settings
-from mailer.composer import Composer
 from mailer.content.newsletter import CompiledIssue
+from mailer.delivery.composer import Composer
+from mailer.delivery.recipients import Recipient
 from mailer.mail import headers, messages, transactional
 from mailer.mail.headers import HeaderInjection, Mailbox
 from mailer.mail.render import Renderer
 from mailer.mail.transactional import EditorNotice, Stationery
-from mailer.recipients import Recipient
 from tests.conftest import SECRET
 from tests.helpers import shown_mailbox
 

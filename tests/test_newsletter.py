@@ -190,8 +190,8 @@ def test_composed_message_headers_and_structure(compiled: CompiledIssue) -> None
     from consent.clock import FrozenClock
     from consent.workflow import ConsentService, Policy
     from mailer.app.settings import Settings
-    from mailer.composer import Composer
-    from mailer.recipients import Recipient
+    from mailer.delivery.composer import Composer
+    from mailer.delivery.recipients import Recipient
 
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]

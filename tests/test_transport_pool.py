@@ -17,9 +17,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from mailer.delivery.pool import DeliveryUncertain, SMTPPool
+from mailer.delivery.replies import Outcome, RetryPolicy, classify
 from mailer.mail.transport import Envelope, TransportError
-from mailer.pool import DeliveryUncertain, SMTPPool
-from mailer.replies import Outcome, RetryPolicy, classify
 from tests.conftest import RecordingHandler, SMTPServer, free_port
 from tests.delivery_fixtures import PickyHandler
 

@@ -27,9 +27,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pydantic import ValidationError
 
 from mailer.app.settings import Settings, SMTPTarget
+from mailer.delivery.pool import SMTPPool
+from mailer.delivery.wire import WireProtocol
 from mailer.mail.transport import Envelope, SMTPTransport, TransportError
-from mailer.pool import SMTPPool
-from mailer.wire import WireProtocol
 from tests.conftest import RecordingHandler, SMTPServer, free_port
 
 BODY = b"Subject: over TLS\r\n\r\n.a leading dot\r\nrelay credentials stay secret\r\n"

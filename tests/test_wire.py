@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mailer.delivery.pool import SMTPPool
+from mailer.delivery.wire import WireProtocol, wire_form
 from mailer.mail.transport import Envelope
-from mailer.pool import SMTPPool
-from mailer.wire import WireProtocol, wire_form
 from tests.conftest import SMTPServer
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from consent.models import Base
 from mailer import bounce_models as bounces
-from mailer import delivery_models as delivery
 from mailer.cadence import models as cadence
 from mailer.content import models as content
+from mailer.delivery import models as delivery
 
 metadata = Base.metadata
 DOMAINS = (content, delivery, bounces, cadence)  # each module defines its tables on `metadata`

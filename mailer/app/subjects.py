@@ -18,6 +18,6 @@ if TYPE_CHECKING:
 
 def contributions(runtime: Runtime) -> tuple[SubjectData, ...]:
     """Every domain's contribution, in the order its section appears in an export."""
-    from mailer.delivery_subject import DeliveryData
+    from mailer.delivery.subject import DeliveryData
 
     return (DeliveryData(runtime.settings),)

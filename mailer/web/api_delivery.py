@@ -14,10 +14,10 @@ from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from mailer import campaigns
 from mailer.app.wiring import Runtime
-from mailer.campaigns import NotSendable
-from mailer.delivery import CampaignRunner, send_test
+from mailer.delivery import campaigns
+from mailer.delivery.campaigns import NotSendable
+from mailer.delivery.runner import CampaignRunner, send_test
 from mailer.mail.transport import TransportError
 from mailer.web.api import Admin
 from mailer.web.params import RowId

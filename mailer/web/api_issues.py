@@ -21,8 +21,8 @@ from mailer.content.curation import (
     UnknownIssue,
 )
 from mailer.content.views import issue_detail, issue_summary
+from mailer.delivery.previews import Preview, preview
 from mailer.mail.render import TemplateError
-from mailer.publishing import Preview, preview
 from mailer.web.api import Admin
 from mailer.web.params import RowId
 

@@ -47,7 +47,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 
 from consent.clock import utc
 from consent.models import Status, Subscription, UTCDateTime
-from mailer.delivery_models import OWED, Delivery, DeliveryStatus
+from mailer.delivery.models import OWED, Delivery, DeliveryStatus
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from consent.addresses import InvalidInput
 from consent.clock import Clock
 from mailer.content import curation
 from mailer.content.models import Issue, IssueStatus
-from mailer.delivery_models import Campaign, CampaignState, Delivery
+from mailer.delivery.models import Campaign, CampaignState, Delivery
 
 HEARTBEAT_STALE = timedelta(minutes=2)
 

@@ -22,9 +22,9 @@ import aiosmtplib
 from aiolimiter import AsyncLimiter
 
 from mailer.app.settings import SMTPTarget
+from mailer.delivery.replies import Verdict, classify
+from mailer.delivery.wire import use_wire_protocol
 from mailer.mail.transport import Envelope, SendResult, TransportError, smtp_client
-from mailer.replies import Verdict, classify
-from mailer.wire import use_wire_protocol
 
 log = logging.getLogger(__name__)
 

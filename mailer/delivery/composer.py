@@ -12,13 +12,13 @@ from datetime import datetime
 from email.utils import format_datetime
 
 from consent.workflow import ConsentService
-from mailer import verp
 from mailer.app.settings import Settings
 from mailer.content.newsletter import CompiledIssue, greeting
-from mailer.dkim import Signer
+from mailer.delivery import verp
+from mailer.delivery.dkim import Signer
+from mailer.delivery.recipients import Recipient
+from mailer.delivery.skeleton import Part, Skeleton
 from mailer.mail import messages
-from mailer.recipients import Recipient
-from mailer.skeleton import Part, Skeleton
 
 TEST_SUBJECT_PREFIX = "[TEST] "
 

@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Engine, Table, and_, insert, select
 from consent.clock import utc
 from consent.models import Status, Subscriber, Subscription, Suppression
 from consent.suppression import EVERY_LIST, address_hmac
-from mailer.delivery_models import OWED, Delivery, DeliveryStatus
+from mailer.delivery.models import OWED, Delivery, DeliveryStatus
 
 D = cast(Table, Delivery.__table__)
 S = cast(Table, Subscription.__table__)

@@ -19,7 +19,7 @@ from consent.suppression import address_hmac
 from mailer.app.settings import Settings
 from mailer.bounce_models import UnmatchedReport
 from mailer.content.models import Issue
-from mailer.delivery_models import Delivery, SoftBounce
+from mailer.delivery.models import Delivery, SoftBounce
 
 
 def _iso(value: Any) -> str | None:

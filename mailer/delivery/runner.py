@@ -24,20 +24,20 @@ from datetime import datetime, timedelta
 from consent.addresses import normalise_address
 from consent.suppression import EVERY_LIST
 from consent.workflow import Evidence
-from mailer import campaigns
 from mailer.app.wiring import Runtime
-from mailer.campaigns import Summary
-from mailer.composer import Composer, signer_from
 from mailer.content.models import IssueStatus
 from mailer.content.newsletter import CompiledIssue
-from mailer.delivery_ledger import LedgerUnavailable, LedgerWriter, Result
-from mailer.delivery_models import CampaignState, DeliveryStatus
+from mailer.delivery import campaigns
+from mailer.delivery.campaigns import Summary
+from mailer.delivery.composer import Composer, signer_from
+from mailer.delivery.ledger import LedgerUnavailable, LedgerWriter, Result
+from mailer.delivery.models import CampaignState, DeliveryStatus
+from mailer.delivery.pool import DeliveryUncertain, SMTPPool
+from mailer.delivery.previews import SAMPLE_REF
+from mailer.delivery.recipients import Recipient, RecipientSource
+from mailer.delivery.replies import Outcome, RetryPolicy
 from mailer.mail.headers import HeaderInjection, mail_address
 from mailer.mail.transport import Envelope, SendResult, TransportError
-from mailer.pool import DeliveryUncertain, SMTPPool
-from mailer.publishing import SAMPLE_REF
-from mailer.recipients import Recipient, RecipientSource
-from mailer.replies import Outcome, RetryPolicy
 
 log = logging.getLogger(__name__)
 

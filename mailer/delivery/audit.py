@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from consent.clock import utc
 from consent.models import ConsentEvent, MailingList, Subscriber
 from mailer.content.models import Issue
-from mailer.delivery_models import Delivery, DeliveryStatus
+from mailer.delivery.models import Delivery, DeliveryStatus
 
 GRANTS = frozenset({"confirmed", "imported"})
 NEUTRAL = frozenset({"rectified", "exported", "receipt", "text-shown", "address-changed"})

@@ -17,12 +17,12 @@ from sqlalchemy.orm import Session
 
 from consent.addresses import InvalidInput
 from mailer.app.wiring import Runtime
-from mailer.composer import Composer, signer_from
 from mailer.content.curation import get_issue
 from mailer.content.issue_content import build_content
 from mailer.content.models import IssueStatus
 from mailer.content.newsletter import CompiledIssue, compile_issue
-from mailer.recipients import Recipient
+from mailer.delivery.composer import Composer, signer_from
+from mailer.delivery.recipients import Recipient
 
 SAMPLE_REF = "00000000-0000-4000-8000-000000000000"
 SAMPLE_NAME = "Sam Sample"
