@@ -13,8 +13,8 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from consent.addresses import InvalidInput
-from mailer import bounce_server
-from mailer.bounces import BounceProcessor, from_maildir, from_mbox, unmatched
+from mailer.bounces import server
+from mailer.bounces.processor import BounceProcessor, from_maildir, from_mbox, unmatched
 from mailer.cli_issues import IssueArg, JsonOpt, base, issues_app
 from mailer.delivery.audit import audit_deliveries
 from mailer.delivery.campaigns import CampaignBusy, NotSendable, Summary
@@ -239,7 +239,7 @@ def bounces_serve(
                 "VERP is off: set MAILER_VERP_DOMAIN to the domain whose MX points here, or"
                 " only reports quoting a copy's Message-ID or unsubscribe link will match"
             )
-        controller = bounce_server.start(BounceProcessor(rt), host, port)
+        controller = server.start(BounceProcessor(rt), host, port)
         cli.out.print(f"taking bounces on {host}:{port}; Ctrl-C stops")
         try:
             while True:

@@ -44,7 +44,7 @@ async def retry_deferred(runtime: Runtime) -> int:
 
 async def process_bounces(runtime: Runtime) -> int:
     """Read the new mails of MAILER_BOUNCE_MAILDIR: suppress, count or ignore each."""
-    from mailer.bounces import BounceProcessor, from_maildir
+    from mailer.bounces.processor import BounceProcessor, from_maildir
 
     def work() -> int:
         processor = BounceProcessor(runtime)

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from consent.suppression import address_hmac
 from mailer.app.wiring import Runtime
-from mailer.bounces import BounceProcessor
+from mailer.bounces.processor import BounceProcessor
 from mailer.cli import app
 from tests.attack_fixtures import complaint, dsn, headers_of, newsletter, welcome_by_the_form
 from tests.conftest import SECRET, SMTPServer, free_port

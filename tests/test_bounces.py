@@ -18,9 +18,9 @@ from typer.testing import CliRunner
 from consent.clock import FrozenClock
 from consent.models import ConsentEvent, Subscriber, Subscription, Suppression
 from consent.suppression import address_hmac, is_suppressed
-from mailer import bounce_server, dsn
 from mailer.app.wiring import Runtime
-from mailer.bounces import BounceProcessor
+from mailer.bounces import dsn, server
+from mailer.bounces.processor import BounceProcessor
 from mailer.cli import app
 from mailer.delivery.models import SoftBounce
 from tests.attack_fixtures import newsletter
@@ -254,7 +254,7 @@ def test_the_bounce_endpoint_takes_reports_over_smtp(
     make_list()
     subscribe(runtime, "ada@example.com")
     port = free_port()
-    controller = bounce_server.start(BounceProcessor(runtime), "127.0.0.1", port)
+    controller = server.start(BounceProcessor(runtime), "127.0.0.1", port)
     try:
         with smtplib.SMTP("127.0.0.1", port) as client:
             raw = (SAMPLES / "postfix_dsn_user_unknown.eml").read_bytes()

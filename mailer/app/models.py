@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from consent.models import Base
-from mailer import bounce_models as bounces
+from mailer.bounces import models as bounces
 from mailer.cadence import models as cadence
 from mailer.content import models as content
 from mailer.delivery import models as delivery

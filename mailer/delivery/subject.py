@@ -17,7 +17,7 @@ from consent.clock import utc
 from consent.models import MailingList, Subscriber
 from consent.suppression import address_hmac
 from mailer.app.settings import Settings
-from mailer.bounce_models import UnmatchedReport
+from mailer.bounces.models import UnmatchedReport
 from mailer.content.models import Issue
 from mailer.delivery.models import Delivery, SoftBounce
 

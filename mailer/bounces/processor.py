@@ -23,10 +23,10 @@ from sqlalchemy import delete, func, select, update
 from consent.addresses import InvalidInput, normalise_address
 from consent.suppression import EVERY_LIST, address_hmac
 from consent.workflow import Evidence
-from mailer import dsn
 from mailer.app.wiring import Runtime
-from mailer.bounce_models import UnmatchedReport
-from mailer.bounce_ties import Copy, Tie, Ties
+from mailer.bounces import dsn
+from mailer.bounces.models import UnmatchedReport
+from mailer.bounces.ties import Copy, Tie, Ties
 from mailer.delivery.models import Delivery, DeliveryStatus, SoftBounce
 
 log = logging.getLogger(__name__)

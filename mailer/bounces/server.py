@@ -13,7 +13,7 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
-from mailer.bounces import BounceProcessor
+from mailer.bounces.processor import BounceProcessor
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from consent import tokens
 from consent.addresses import InvalidInput, normalise_address
 from consent.models import MailingList, Subscriber, Subscription
-from mailer import dsn
+from mailer.bounces import dsn
 from mailer.delivery import verp
 from mailer.delivery.models import Delivery
 
