@@ -8,8 +8,8 @@ import typer
 from rich.table import Table
 
 from mailer.cadence.cron import CadenceError, parse_duration
+from mailer.cadence.schedules import ScheduleSpec, ScheduleView
 from mailer.cli import JsonOpt, app, fail, out, print_json, runtime
-from mailer.schedules import ScheduleSpec, ScheduleView
 
 schedules_app = typer.Typer(
     help="Recurring cadences: draft, hold or send each slot.", no_args_is_help=True

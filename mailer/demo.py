@@ -26,6 +26,7 @@ from consent.lists import create_list
 from mailer.app.settings import Settings
 from mailer.app.wiring import Runtime
 from mailer.cadence import cron
+from mailer.cadence.schedules import ScheduleSpec
 from mailer.content import curation
 from mailer.content_demo import add_demo_sources, curate_demo_issue
 from mailer.delivery import campaigns
@@ -33,7 +34,6 @@ from mailer.delivery.audit import audit_deliveries
 from mailer.delivery.previews import preview, write_preview
 from mailer.demo_data import CLUSTER_NEWS, READERS, reader_address
 from mailer.demo_infra import Outbox, WebServer, free_port, link, post_form
-from mailer.schedules import ScheduleSpec
 
 EDITOR = "editor@example.org"
 SLUG = CLUSTER_NEWS.slug

@@ -22,9 +22,9 @@ from consent.clock import FrozenClock
 from mailer.app.wiring import Runtime
 from mailer.cadence import cron
 from mailer.cadence.models import ScheduleSlot
+from mailer.cadence.schedules import ScheduleSpec
 from mailer.content import curation, feeds
 from mailer.content.models import Issue
-from mailer.schedules import ScheduleSpec
 from tests.conftest import SMTPServer
 from tests.delivery_fixtures import subscribe
 

@@ -19,7 +19,7 @@ from mailer.mail.transactional import TransactionalMail
 from mailer.mail.transport import SMTPTransport, Transport
 
 if TYPE_CHECKING:
-    from mailer.schedules import ScheduleService
+    from mailer.cadence.schedules import ScheduleService
 
 
 @dataclass
@@ -63,8 +63,8 @@ class Runtime:
     @cached_property
     def schedules(self) -> ScheduleService:
         """The schedules service, acting through the real content and delivery services."""
-        from mailer.publisher import RuntimePublisher
-        from mailer.schedules import ScheduleService
+        from mailer.cadence.publisher import RuntimePublisher
+        from mailer.cadence.schedules import ScheduleService
 
         return ScheduleService(
             self.sessions,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from mailer.app.wiring import Runtime
+from mailer.cadence.schedules import Drafted
 from mailer.content import calendars, curation, feeds
 from mailer.content.fetch import FetchPolicy
 from mailer.content.models import IssueStatus
@@ -12,7 +13,6 @@ from mailer.delivery.campaigns import Summary
 from mailer.delivery.models import CampaignState
 from mailer.delivery.runner import CampaignRunner
 from mailer.mail.transactional import EditorNotice
-from mailer.schedules import Drafted
 
 log = logging.getLogger(__name__)
 
