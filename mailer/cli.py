@@ -301,7 +301,7 @@ def serve(
 
     import uvicorn
 
-    from mailer.service import Service, build_scheduler
+    from mailer.service.lifecycle import Service, build_scheduler
     from mailer.web import create_app
 
     rt = _service_runtime(dev, log_json, host)
@@ -331,7 +331,7 @@ def scheduler_command(
     """Run only the scheduler (pair with `mailer serve --no-scheduler`); stops on SIGTERM."""
     import signal
 
-    from mailer.service import Service, build_scheduler
+    from mailer.service.lifecycle import Service, build_scheduler
 
     rt = _service_runtime(dev, log_json)
     service = Service(rt, build_scheduler(rt))

@@ -9,10 +9,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from consent.models import Status
-from mailer import housekeeping
 from mailer.app.settings import Settings
 from mailer.app.wiring import Runtime
 from mailer.content.models import IssueStatus
+from mailer.service import housekeeping
 from tests.delivery_fixtures import (  # noqa: F401  (picky_server is a fixture)
     PickyHandler,
     approved_issue,

@@ -425,8 +425,8 @@ def test_stopping_the_service_mid_send_pauses_cleanly_and_resumes_once(
     from aiosmtpd.controller import Controller
 
     from mailer.delivery.models import Delivery, DeliveryStatus
-    from mailer.scheduler import Scheduler
-    from mailer.service import Service
+    from mailer.service.lifecycle import Service
+    from mailer.service.scheduler import Scheduler
     from tests.conftest import RecordingHandler, free_port
 
     class SlowHandler(RecordingHandler):

@@ -275,7 +275,7 @@ def test_E3_smtps_is_implicit_tls_with_verified_certificates(
 def test_E3_the_health_check_connects_as_the_senders_do(
     relay: Callable[..., Relay], certificates: Certificates, runtime: Any
 ) -> None:
-    from mailer.service import Service
+    from mailer.service.lifecycle import Service
 
     server = relay(starttls=certificates.self_signed)
     runtime.settings.smtp_url = server.url()

@@ -18,7 +18,7 @@ from mailer.web.origin import FormOrigin
 from mailer.web.ratelimit import RequestLimits
 
 if TYPE_CHECKING:
-    from mailer.service import Service
+    from mailer.service.lifecycle import Service
 
 
 class MailerApp(FastAPI):

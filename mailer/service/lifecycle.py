@@ -14,14 +14,14 @@ import aiosmtplib
 from mailer.app.settings import SMTPTarget
 from mailer.app.wiring import Runtime
 from mailer.mail.transport import smtp_client
-from mailer.scheduler import Housekeeping, Scheduler
+from mailer.service.scheduler import Housekeeping, Scheduler
 
 log = logging.getLogger(__name__)
 
 
 def build_scheduler(runtime: Runtime) -> Scheduler:
     """The schedule tick and the housekeeping jobs, each a plain service call."""
-    from mailer import housekeeping
+    from mailer.service import housekeeping
 
     settings = runtime.settings
     jobs = [
