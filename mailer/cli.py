@@ -355,7 +355,7 @@ def demo(
     directory: Annotated[str, typer.Option(help="Where the demo keeps its files")] = "demo",
 ) -> None:
     """Run the whole service on embedded defaults, with an embedded SMTP server."""
-    from mailer.demo import run_demo
+    from mailer.demo.run import run_demo
 
     code = run_demo(directory, out)
     raise typer.Exit(code)

@@ -28,12 +28,12 @@ from mailer.app.wiring import Runtime
 from mailer.cadence import cron
 from mailer.cadence.schedules import ScheduleSpec
 from mailer.content import curation
-from mailer.content_demo import add_demo_sources, curate_demo_issue
 from mailer.delivery import campaigns
 from mailer.delivery.audit import audit_deliveries
 from mailer.delivery.previews import preview, write_preview
-from mailer.demo_data import CLUSTER_NEWS, READERS, reader_address
-from mailer.demo_infra import Outbox, WebServer, free_port, link, post_form
+from mailer.demo.content import add_demo_sources, curate_demo_issue
+from mailer.demo.data import CLUSTER_NEWS, READERS, reader_address
+from mailer.demo.infra import Outbox, WebServer, free_port, link, post_form
 
 EDITOR = "editor@example.org"
 SLUG = CLUSTER_NEWS.slug

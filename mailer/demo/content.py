@@ -18,7 +18,7 @@ from mailer.content import curation, feeds, ical
 from mailer.content.curation import EntryChanges, IssueChanges
 
 ANCHOR = datetime(2026, 1, 5, tzinfo=UTC)
-DEMO_CONTENT = Path(__file__).resolve().parent.parent / "demo_content"
+DEMO_CONTENT = Path(__file__).resolve().parents[2] / "demo_content"
 INTRODUCTION = (
     "Welcome to this week's **cluster news**. Below: what Europe's cybersecurity and privacy"
     " clusters have been up to, the policy and funding news that concerns them, and the"
