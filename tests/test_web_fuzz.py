@@ -19,7 +19,7 @@ from starlette.testclient import TestClient
 
 from mailer.app.wiring import Runtime
 from mailer.web import create_app
-from mailer.web.params import MAX_ROW_ID
+from mailer.web.api.params import MAX_ROW_ID
 from tests.conftest import SMTPServer
 
 AUTH = {"Authorization": "Bearer admin-token"}

@@ -1,12 +1,10 @@
-"""The JSON admin API (bearer token), described by the OpenAPI schema at /api/openapi.json."""
+"""The admin API's lists and their subscribers."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import APIRouter
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
@@ -14,34 +12,8 @@ from consent.lists import ListSpec, all_lists, create_list
 from consent.models import Status
 from consent.workflow import Evidence
 from mailer.app.wiring import Runtime
-from mailer.web.auth import token_matches
+from mailer.web.api.auth import Admin
 
-_bearer = HTTPBearer(auto_error=False)
-
-
-def runtime_of(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
-def admin(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Runtime:
-    runtime = runtime_of(request)
-    expected = runtime.settings.api_token
-    if not expected:
-        raise HTTPException(401, "the admin API is off: set MAILER_API_TOKEN to enable it")
-    # Starlette decodes headers as latin-1: encoding back gives the bytes as sent.
-    presented = credentials.credentials.encode("latin-1") if credentials else b""
-    if not token_matches(expected, presented):
-        raise HTTPException(
-            401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"}
-        )
-    return runtime
-
-
-Admin = Annotated[Runtime, Depends(admin)]
 router = APIRouter(prefix="/api", tags=["admin"])
 
 

@@ -19,8 +19,8 @@ from mailer.delivery import campaigns
 from mailer.delivery.campaigns import NotSendable
 from mailer.delivery.runner import CampaignRunner, send_test
 from mailer.mail.transport import TransportError
-from mailer.web.api import Admin
-from mailer.web.params import RowId
+from mailer.web.api.auth import Admin
+from mailer.web.api.params import RowId
 
 router = APIRouter(prefix="/api/issues", tags=["delivery"])
 

@@ -3,7 +3,7 @@
 FastAPI parses a request body before it runs the route's dependencies, so a
 dependency alone would read (and hold) whatever a stranger posts before
 answering 401. `AdminGate` is a pure ASGI middleware that answers first; the
-route dependency in `api.py` applies the same `token_matches` again so the
+route dependency in `mailer/web/api/auth.py` applies the same `token_matches` again so the
 OpenAPI schema still describes the bearer scheme.
 """
 

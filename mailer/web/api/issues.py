@@ -23,8 +23,8 @@ from mailer.content.curation import (
 from mailer.content.views import issue_detail, issue_summary
 from mailer.delivery.previews import Preview, preview
 from mailer.mail.render import TemplateError
-from mailer.web.api import Admin
-from mailer.web.params import RowId
+from mailer.web.api.auth import Admin
+from mailer.web.api.params import RowId
 
 router = APIRouter(prefix="/api/lists/{slug}/issues", tags=["issues"])
 T = TypeVar("T")
