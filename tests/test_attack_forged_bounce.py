@@ -112,8 +112,7 @@ def test_f2_forged_dsn_over_smtp_to_a_real_bounces_serve_suppresses_nobody(
     port = free_port()
     env = {**os.environ, **settings_env, "MAILER_VERP_DOMAIN": "bounces.example.org"}
     process = subprocess.Popen(
-        # The console script, as an operator runs it (`python -m mailer.cli` registers
-        # only the commands defined in mailer/cli.py itself).
+        # The console script, as an operator runs it.
         [str(Path(sys.executable).parent / "mailer"), "bounces", "serve", "--port", str(port)],
         env=env,
         stdout=subprocess.PIPE,

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 from typer.testing import CliRunner
@@ -116,3 +119,30 @@ def test_bad_settings_are_reported(settings_env) -> None:
 def test_db_upgrade(cli) -> None:
     result = cli("db", "upgrade")
     assert result.exit_code == 0 and "database at revision" in result.output
+
+
+GROUPS = (
+    "serve", "scheduler", "demo", "db", "lists", "subscribers", "consent",
+    "feeds", "events", "issues", "bounces", "audit", "schedules",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("module", ["mailer", "mailer.cli"])
+def test_python_m_knows_every_command_group(module: str, settings_env: dict[str, str]) -> None:
+    """`python -m mailer.cli bounces ...` once answered "No such command": every group is
+    registered where the command line is defined, so each way of running it has them all."""
+    env = {**os.environ, **settings_env}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", module, *args]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+
+    listed = run("--help")
+    assert listed.returncode == 0, listed.stderr
+    shown = {line.split()[1] for line in listed.stdout.splitlines() if line.startswith("│ ")}
+    assert set(GROUPS) <= shown
+    unmatched = run("bounces", "unmatched", "--json")
+    assert unmatched.returncode == 0, unmatched.stderr
+    assert json.loads(unmatched.stdout) == []
+    sends = run("issues", "send", "--help")
+    assert sends.returncode == 0 and "--resend-uncertain" in sends.stdout

@@ -16,8 +16,7 @@ from consent.clock import utc
 from consent.receipts import NoConsent, ReceiptOptions, receipt
 from consent.rights import UnknownSubject
 from mailer.app.wiring import Runtime
-from mailer.cli import fail, out, runtime
-from mailer.cli_consent import ListOpt, consent_app, dump
+from mailer.cli.common import ListOpt, dump, fail, out, runtime
 
 
 def _instant(raw: str | None, rt: Runtime) -> datetime:
@@ -29,7 +28,6 @@ def _instant(raw: str | None, rt: Runtime) -> datetime:
         raise fail(f"--at {raw!r} is not an ISO-8601 time like 2026-01-05T09:00:00Z") from None
 
 
-@consent_app.command("receipt")
 def receipt_command(
     email: str,
     list_: ListOpt,
@@ -59,7 +57,6 @@ def receipt_command(
 FORMATS = ("table", "csv", "json")
 
 
-@consent_app.command("report")
 def report(
     list_: Annotated[
         str | None, typer.Option("--list", help="The list (default: counts for every list)")

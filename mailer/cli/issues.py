@@ -6,51 +6,23 @@ per-list number readers see is shown beside it.
 
 from __future__ import annotations
 
-import importlib
 import webbrowser
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from mailer.app.wiring import Runtime
+from mailer.cli.common import IssueArg, JsonOpt, ListOpt, content_runtime, fail, out, print_json
 from mailer.content import curation
-from mailer.content.curation import EntryChanges, IssueChanges, UnknownEntry, UnknownIssue
+from mailer.content.curation import EntryChanges, IssueChanges
 from mailer.content.views import issue_detail, issue_summary
-from mailer.mail.render import TemplateError
 
-issues_app = typer.Typer(
-    help="Newsletter issues: draft, curate, approve, preview.", no_args_is_help=True
-)
+app = typer.Typer(help="Newsletter issues: draft, curate, approve, preview.", no_args_is_help=True)
 
-ListOpt = Annotated[str, typer.Option("--list", help="The list's slug")]
-IssueArg = Annotated[int, typer.Argument(help="The issue's id (see `mailer issues list`)")]
 RefArg = Annotated[int, typer.Argument(help="The entry's number (see `mailer issues show N`)")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print records as a JSON array.")]
-
-
-def base() -> Any:
-    """mailer.cli, imported late: it imports this module to register the commands."""
-    return importlib.import_module("mailer.cli")
-
-
-@contextmanager
-def content_runtime() -> Iterator[Runtime]:
-    """A Runtime whose content errors end the command clearly (2: input, 1: the job)."""
-    cli = base()
-    with cli.runtime() as rt:
-        try:
-            yield rt
-        except (UnknownIssue, UnknownEntry) as exc:
-            raise cli.fail(str(exc)) from None
-        except TemplateError as exc:
-            raise cli.fail(f"the issue could not be rendered: {exc}", 1) from None
 
 
 def _show(record: dict[str, Any]) -> None:
-    out = base().out
     out.print(
         f"[bold]issue {record['id']}[/] · {record['list']} #{record['number']} · "
         f"[bold]{record['status']}[/] · {record['issue_date']}"
@@ -74,40 +46,40 @@ def _show(record: dict[str, Any]) -> None:
 def _edit_issue(issue_id: int, changes: IssueChanges) -> None:
     with content_runtime() as rt, rt.sessions.begin() as session:
         issue = curation.update_issue(session, rt.clock, issue_id, changes)
-        base().out.print(f"issue {issue.id} updated")
+        out.print(f"issue {issue.id} updated")
 
 
 def _edit_entries(issue_id: int, refs: list[int], changes: EntryChanges) -> None:
     with content_runtime() as rt, rt.sessions.begin() as session:
         for ref in refs:
             curation.update_entry(session, rt.clock, issue_id, ref, changes)
-        base().out.print(
+        out.print(
             f"issue {issue_id}: entr{'y' if len(refs) == 1 else 'ies'} "
             f"{', '.join(map(str, refs))} updated"
         )
 
 
-@issues_app.command("draft")
+@app.command("draft")
 def draft(list_: ListOpt, as_json: JsonOpt = False) -> None:
     """Draft the next issue from the items and events new since the last one."""
     with content_runtime() as rt, rt.sessions.begin() as session:
         record = issue_summary(curation.draft_issue(session, rt.clock, list_))
     if as_json:
-        base().print_json([record])
+        print_json([record])
         return
-    base().out.print(
+    out.print(
         f"drafted issue {record['id']} ({record['list']} #{record['number']}) with "
         f"{record['entries']} entries; see `mailer issues show {record['id']}`"
     )
 
 
-@issues_app.command("list")
+@app.command("list")
 def list_issues(list_: ListOpt, as_json: JsonOpt = False) -> None:
     """Show a list's issues and their state."""
     with content_runtime() as rt, rt.sessions() as session:
         records = [issue_summary(i) for i in curation.issues_of(session, list_)]
     if as_json:
-        base().print_json(records)
+        print_json(records)
         return
     from rich.table import Table
 
@@ -122,33 +94,33 @@ def list_issues(list_: ListOpt, as_json: JsonOpt = False) -> None:
             f"{r['included']}/{r['entries']}",
             (r["sent_at"] or "")[:16],
         )
-    base().out.print(table)
+    out.print(table)
 
 
-@issues_app.command("show")
+@app.command("show")
 def show(issue_id: IssueArg, as_json: JsonOpt = False) -> None:
     """Show an issue and its entries."""
     with content_runtime() as rt, rt.sessions() as session:
         record = issue_detail(curation.get_issue(session, issue_id))
     if as_json:
-        base().print_json([record])
+        print_json([record])
     else:
         _show(record)
 
 
-@issues_app.command("include")
+@app.command("include")
 def include(issue_id: IssueArg, refs: Annotated[list[int], typer.Argument()]) -> None:
     """Include entries in the issue."""
     _edit_entries(issue_id, refs, EntryChanges(included=True))
 
 
-@issues_app.command("exclude")
+@app.command("exclude")
 def exclude(issue_id: IssueArg, refs: Annotated[list[int], typer.Argument()]) -> None:
     """Leave entries out of the issue."""
     _edit_entries(issue_id, refs, EntryChanges(included=False))
 
 
-@issues_app.command("move")
+@app.command("move")
 def move(
     issue_id: IssueArg,
     ref: RefArg,
@@ -158,7 +130,7 @@ def move(
     _edit_entries(issue_id, [ref], EntryChanges(position=position))
 
 
-@issues_app.command("section")
+@app.command("section")
 def section(
     issue_id: IssueArg,
     ref: RefArg,
@@ -168,7 +140,7 @@ def section(
     _edit_entries(issue_id, [ref], EntryChanges(section=name))
 
 
-@issues_app.command("note")
+@app.command("note")
 def note(
     issue_id: IssueArg,
     ref: RefArg,
@@ -178,7 +150,7 @@ def note(
     _edit_entries(issue_id, [ref], EntryChanges(note=text))
 
 
-@issues_app.command("highlight")
+@app.command("highlight")
 def highlight(
     issue_id: IssueArg,
     ref: Annotated[int | None, typer.Argument(help="The entry to highlight")] = None,
@@ -187,28 +159,28 @@ def highlight(
 ) -> None:
     """Mark one entry as the issue's highlight (shown first, under its label)."""
     if ref is None and not clear and label is None:
-        raise base().fail("give an entry number, --label or --clear")
+        raise fail("give an entry number, --label or --clear")
     with content_runtime() as rt, rt.sessions.begin() as session:
         changes = IssueChanges(highlight_label=label, clear_highlight=clear)
         curation.update_issue(session, rt.clock, issue_id, changes)
         if ref is not None and not clear:
             curation.update_entry(session, rt.clock, issue_id, ref, EntryChanges(highlight=True))
-    base().out.print(f"issue {issue_id}: highlight updated")
+    out.print(f"issue {issue_id}: highlight updated")
 
 
-@issues_app.command("subject")
+@app.command("subject")
 def subject(issue_id: IssueArg, text: str) -> None:
     """Set the issue's subject line."""
     _edit_issue(issue_id, IssueChanges(subject=text))
 
 
-@issues_app.command("preheader")
+@app.command("preheader")
 def preheader(issue_id: IssueArg, text: str) -> None:
     """Set the preheader (the line mail clients show after the subject)."""
     _edit_issue(issue_id, IssueChanges(preheader=text))
 
 
-@issues_app.command("intro")
+@app.command("intro")
 def intro(
     issue_id: IssueArg,
     text: Annotated[str | None, typer.Argument(help="Markdown")] = None,
@@ -218,35 +190,37 @@ def intro(
 ) -> None:
     """Set the introduction (Markdown; raw HTML is not rendered)."""
     if (text is None) == (file is None):
-        raise base().fail("give the introduction as TEXT or with --file, not both")
+        raise fail("give the introduction as TEXT or with --file, not both")
     if file is not None:
         try:
             text = file.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            raise base().fail(f"cannot read {file}: {exc}") from None
+            raise fail(f"cannot read {file}: {exc}") from None
     _edit_issue(issue_id, IssueChanges(introduction=text))
 
 
-@issues_app.command("approve")
+@app.command("approve")
 def approve(issue_id: IssueArg) -> None:
     """Freeze the issue for sending (it is rendered and checked now)."""
     with content_runtime() as rt, rt.sessions.begin() as session:
         issue = curation.approve_issue(session, rt.clock, rt.renderer, issue_id)
-        base().out.print(f"issue {issue.id} ({issue.mailing_list.slug} #{issue.number}) approved")
+        out.print(f"issue {issue.id} ({issue.mailing_list.slug} #{issue.number}) approved")
 
 
-@issues_app.command("reopen")
+@app.command("reopen")
 def reopen(issue_id: IssueArg) -> None:
     """Return an approved issue to draft so that it can change."""
     with content_runtime() as rt, rt.sessions.begin() as session:
         issue = curation.reopen_issue(session, rt.clock, issue_id)
-        base().out.print(f"issue {issue.id} is a draft again")
+        out.print(f"issue {issue.id} is a draft again")
 
 
-@issues_app.command("preview")
+@app.command("preview")
 def preview(
     issue_id: IssueArg,
-    out: Annotated[Path, typer.Option("--out", help="Directory for the files")] = Path("preview"),
+    directory: Annotated[Path, typer.Option("--out", help="Directory for the files")] = Path(
+        "preview"
+    ),
     open_: Annotated[bool, typer.Option("--open", help="Open the HTML in a browser")] = False,
 ) -> None:
     """Write N.html, N.txt and N.eml as a sample reader would receive the issue."""
@@ -254,8 +228,8 @@ def preview(
     from mailer.delivery.previews import write_preview
 
     with content_runtime() as rt:
-        files = write_preview(make_preview(rt, issue_id), out)
+        files = write_preview(make_preview(rt, issue_id), directory)
     for path in (files.html, files.text, files.eml):
-        base().out.print(str(path))
+        out.print(str(path))
     if open_:
         webbrowser.open(files.html.resolve().as_uri())

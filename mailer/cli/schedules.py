@@ -9,12 +9,9 @@ from rich.table import Table
 
 from mailer.cadence.cron import CadenceError, parse_duration
 from mailer.cadence.schedules import ScheduleSpec, ScheduleView
-from mailer.cli import JsonOpt, app, fail, out, print_json, runtime
+from mailer.cli.common import JsonOpt, fail, out, print_json, runtime
 
-schedules_app = typer.Typer(
-    help="Recurring cadences: draft, hold or send each slot.", no_args_is_help=True
-)
-app.add_typer(schedules_app, name="schedules")
+app = typer.Typer(help="Recurring cadences: draft, hold or send each slot.", no_args_is_help=True)
 
 
 def _record(view: ScheduleView) -> dict[str, object]:
@@ -41,7 +38,7 @@ def _record(view: ScheduleView) -> dict[str, object]:
     }
 
 
-@schedules_app.command("add")
+@app.command("add")
 def schedules_add(
     list_: Annotated[str, typer.Option("--list", help="The list's slug")],
     cron: Annotated[str, typer.Option(help='Five-field cron, e.g. "0 9 * * MON"')],
@@ -79,7 +76,7 @@ def schedules_add(
     )
 
 
-@schedules_app.command("list")
+@app.command("list")
 def schedules_list(
     list_: Annotated[str | None, typer.Option("--list", help="Only this list")] = None,
     as_json: JsonOpt = False,
@@ -108,7 +105,7 @@ def schedules_list(
     out.print(table)
 
 
-@schedules_app.command("remove")
+@app.command("remove")
 def schedules_remove(schedule_id: int) -> None:
     """Remove a schedule (its slot history goes with it)."""
     with runtime() as rt:

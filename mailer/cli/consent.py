@@ -1,41 +1,32 @@
-"""`mailer consent ...` and `mailer subscribers import`: provable consent on the command line."""
+"""`mailer consent verify|export|erase|rectify|purge|repermission`: provable consent."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from consent import ledger, replay
-from consent.imports import import_csv
 from consent.retention import purge_pending
 from consent.rights import SubjectRights, UnknownSubject
-from consent.workflow import Announcement, Evidence
+from consent.workflow import Evidence
 from mailer.app import subjects
 from mailer.app.wiring import Runtime
-from mailer.cli import JsonOpt, app, err, fail, out, print_json, runtime, subscribers_app
+from mailer.cli.common import JsonOpt, ListOpt, dump, err, fail, out, print_json, runtime
 
-consent_app = typer.Typer(
+app = typer.Typer(
     help="Provable consent: verify the ledger, report, receipts, export, erase, purge.",
     no_args_is_help=True,
 )
-app.add_typer(consent_app, name="consent")
-
-ListOpt = Annotated[str, typer.Option("--list", help="The list's slug")]
 CLI = Evidence(method="cli", source="cli")
 
 
 def _rights(rt: Runtime) -> SubjectRights:
     return SubjectRights(rt.consent, subjects.contributions(rt))
-
-
-def dump(document: Any) -> None:
-    sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
 # -- verify ----------------------------------------------------------------------
@@ -51,7 +42,7 @@ def _anchors(raw: Sequence[str]) -> list[tuple[int, str]]:
     return anchors
 
 
-@consent_app.command("verify")
+@app.command("verify")
 def verify(
     anchor: Annotated[
         list[str] | None,
@@ -97,7 +88,7 @@ def verify(
 # -- access, erasure, rectification -------------------------------------------------
 
 
-@consent_app.command("export")
+@app.command("export")
 def export(
     email: str,
     output: Annotated[Path | None, typer.Option(help="Write to this file, not stdout")] = None,
@@ -115,7 +106,7 @@ def export(
     out.print(f"wrote {output}")
 
 
-@consent_app.command("erase")
+@app.command("erase")
 def erase(
     email: str,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
@@ -141,7 +132,7 @@ def erase(
     out.print(f"erased subject {erased.subject_ref} (was on: {lists}); the address is suppressed")
 
 
-@consent_app.command("rectify")
+@app.command("rectify")
 def rectify(
     email: str,
     name: Annotated[str | None, typer.Option(help="The corrected name")] = None,
@@ -170,7 +161,7 @@ def rectify(
 # -- retention and re-permission -----------------------------------------------------
 
 
-@consent_app.command("purge")
+@app.command("purge")
 def purge(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count")] = False,
     as_json: JsonOpt = False,
@@ -201,7 +192,7 @@ def purge(
     )
 
 
-@consent_app.command("repermission")
+@app.command("repermission")
 def repermission(list_: ListOpt) -> None:
     """Ask everyone who agreed to an older consent text to confirm the current one.
 
@@ -211,52 +202,3 @@ def repermission(list_: ListOpt) -> None:
         asked = rt.consent.ask_repermission(list_, Evidence(method="repermission", source="cli"))
         sent = asyncio.run(rt.mail.deliver(asked))
     out.print(f"asked {len(asked)} subscriber(s) to confirm again; {sent} mail(s) accepted")
-
-
-# -- subscribers import --------------------------------------------------------------
-
-
-@subscribers_app.command("import")
-def subscribers_import(
-    file: Annotated[Path, typer.Argument(help="A UTF-8 CSV file with a header line")],
-    list_: ListOpt,
-    as_json: JsonOpt = False,
-) -> None:
-    """Import a CSV (email, name[, consented_at, consent_source, consent_text]).
-
-    Rows with evidence (consented_at and consent_source) become active; rows
-    without are pending and get an invitation to confirm. Suppressed or erased
-    addresses are skipped. A broken header, encoding or quoting refuses the whole
-    file (exit 2, nothing written); bad rows are reported by line and skipped.
-    """
-    sent = 0
-    with runtime() as rt:
-
-        def announce(batch: Sequence[Announcement]) -> None:
-            nonlocal sent
-            sent += asyncio.run(rt.mail.deliver(batch))
-
-        result = import_csv(rt.consent, rt.engine, file, list_, announce=announce)
-    if as_json:
-        dump({**result.record(), "invitations_sent": sent})
-    else:
-        for problem in result.problems:
-            err.print(f"{file.name}: {problem}")
-        hidden = result.invalid + result.duplicates - len(result.problems)
-        if hidden > 0:
-            err.print(f"{file.name}: ... and {hidden} more problem(s)")
-        out.print(
-            f"{result.rows} row(s) read into {list_}: {result.active} active (with evidence),"
-            f" {result.pending} pending ({sent} invitation(s) sent), {result.suppressed}"
-            f" suppressed, {result.unchanged} already there, {result.withdrawn} withdrawn"
-            f" earlier, {result.invalid} invalid, {result.duplicates} duplicate(s)"
-        )
-    if sent < result.pending:
-        raise fail(
-            f"{result.pending - sent} invitation(s) could not be sent (see the log); the rows are"
-            " pending: `mailer subscribers add EMAIL --list L` sends one again",
-            1,
-        )
-
-
-import mailer.cli_consent_report  # noqa: E402, F401  (consent report, consent receipt)
