@@ -21,8 +21,8 @@ from typing import Any
 
 from consent.clock import FrozenClock
 from consent.imports import import_csv
-from consent.ledger import verify
 from consent.lists import ListSpec, create_list
+from consent.verification import verify
 from mailer.app.settings import Settings
 from mailer.app.wiring import Runtime
 

@@ -48,5 +48,6 @@ app.add_typer(bounces.app, name="bounces")
 app.add_typer(delivery.audit_app, name="audit")
 app.add_typer(schedules.app, name="schedules")
 
+
 def main() -> None:
     app()

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from consent import ledger, replay
+from consent import replay, verification
 from consent.retention import purge_pending
 from consent.rights import SubjectRights, UnknownSubject
 from consent.workflow import Evidence
@@ -61,7 +61,7 @@ def verify(
     """
     anchors = _anchors(anchor or [])
     with runtime() as rt, rt.sessions() as session:
-        result = ledger.verify(session, anchors=anchors)
+        result = verification.verify(session, anchors=anchors)
         drift = replay.drift(session) if state and result.ok else []
     record = {
         "ok": result.ok and not drift,

@@ -20,7 +20,7 @@ from aiosmtpd.controller import Controller
 from rich.console import Console
 from rich.table import Table
 
-from consent import audit, ledger
+from consent import audit, verification
 from consent.clock import FrozenClock
 from consent.lists import create_list
 from mailer.app.settings import Settings
@@ -192,7 +192,7 @@ class Demo:
             counts = audit.summary(session, now)[SLUG]
             issue = curation.get_issue(session, issue_id)
             deliveries = campaigns.status(session, issue_id)
-            verified = ledger.verify(session)
+            verified = verification.verify(session)
             audited = audit_deliveries(session, issue_id)
             subject, number, status = issue.subject, issue.number, issue.status.value
 
