@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from consent import preferences
 from consent.suppression import address_hmac
 from mailer.app.wiring import Runtime
 from mailer.bounces.processor import BounceProcessor
@@ -45,7 +46,7 @@ def _suppressions(runtime: Runtime) -> list[tuple[str, str]]:
 
 
 def _status(runtime: Runtime, email: str) -> str:
-    [row] = [r for r in runtime.consent.subscribers("cyber-news") if r.email == email]
+    [row] = [r for r in preferences.subscribers(runtime.consent, "cyber-news") if r.email == email]
     return row.status
 
 

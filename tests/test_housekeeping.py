@@ -8,6 +8,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from consent import preferences
 from consent.models import Status
 from mailer.app.settings import Settings
 from mailer.app.wiring import Runtime
@@ -68,7 +69,7 @@ def test_bounce_job_reads_the_maildir_and_suppresses(
         bounced = _recipient_of(raw)
         subscribe(rt, bounced)
         assert asyncio.run(housekeeping.process_bounces(rt)) == 1
-        [row] = rt.consent.subscribers("cyber-news")
+        [row] = preferences.subscribers(rt.consent, "cyber-news")
         assert row.status == Status.SUPPRESSED.value
         assert asyncio.run(housekeeping.process_bounces(rt)) == 0  # moved to cur/: read once
     finally:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from consent import preferences
 from consent.workflow import ConfirmationRequested, Evidence
 from mailer.app.wiring import Runtime
 from mailer.web import create_app
@@ -32,7 +33,7 @@ def cyber(make_list: Callable[..., str]) -> str:
 
 
 def status_of(runtime: Runtime, email: str = ADDRESS) -> str | None:
-    rows = [r for r in runtime.consent.subscribers("cyber-news") if r.email == email]
+    rows = [r for r in preferences.subscribers(runtime.consent, "cyber-news") if r.email == email]
     return rows[0].status if rows else None
 
 
@@ -289,7 +290,7 @@ def test_ipv6_clients_are_limited_per_64_and_ipv4_per_address(
         assert ask(b) == 202
         assert [ask(v4), ask(mapped), ask(v4)] == [202, 202, 429]
         assert ask(v4b) == 202
-    assert len(runtime.consent.subscribers("cyber-news")) == 6
+    assert len(preferences.subscribers(runtime.consent, "cyber-news")) == 6
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,7 @@ import pytest
 import uvicorn
 from starlette.testclient import TestClient
 
+from consent import preferences
 from mailer.app.wiring import Runtime
 from mailer.web import create_app
 from tests.conftest import SMTPServer, free_port
@@ -106,7 +107,7 @@ def test_declared_body_over_the_form_cap_is_refused_unread(
     assert exchange.pulled == 0  # not one byte was read
     assert exchange.headers[b"connection"] == b"close"
     assert b"at most 65536 bytes" in exchange.body
-    assert runtime.consent.subscribers("cyber-news") == []
+    assert preferences.subscribers(runtime.consent, "cyber-news") == []
 
 
 def test_streamed_body_is_cut_off_when_it_passes_the_cap(
@@ -121,7 +122,7 @@ def test_streamed_body_is_cut_off_when_it_passes_the_cap(
     assert exchange.pulled == FORM_CAP // (16 * 1024) + 1  # read up to the cap, then no more
     assert json.loads(exchange.body)["error"] == "The request is too large"
     assert [m["type"] for m in exchange.sent] == ["http.response.start", "http.response.body"]
-    assert runtime.consent.subscribers("cyber-news") == []
+    assert preferences.subscribers(runtime.consent, "cyber-news") == []
 
 
 def test_unauthenticated_admin_post_is_refused_before_its_body_is_read(
@@ -188,7 +189,7 @@ def test_form_over_the_cap_gets_a_clear_page_and_stores_nothing(
     assert response.status_code == 413
     assert "text/html" in response.headers["content-type"]
     assert "The request is too large" in response.text and "Traceback" not in response.text
-    assert runtime.consent.subscribers("cyber-news") == []
+    assert preferences.subscribers(runtime.consent, "cyber-news") == []
     assert smtp_server.received == []
 
 
@@ -294,7 +295,7 @@ def test_real_server_refuses_a_slow_chunked_body_before_it_is_sent(
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
     assert sent < offered / 10  # refused when about the cap had arrived, not 20 MB
     assert b"x-content-type-options: nosniff" in answer.lower()
-    assert runtime.consent.subscribers("cyber-news") == []
+    assert preferences.subscribers(runtime.consent, "cyber-news") == []
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -309,7 +310,7 @@ def test_real_server_refuses_a_declared_20_mb_body_at_once(
     answer, sent, offered = _stream_slowly(server, head, iter([b"{" * 4096] * 5120))
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
     assert sent < offered / 10
-    assert runtime.consent.subscribers("cyber-news") == []
+    assert preferences.subscribers(runtime.consent, "cyber-news") == []
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from consent import preferences
 from consent.imports import import_csv
 from consent.models import Status
 from consent.workflow import Announcement, Evidence
@@ -47,7 +48,7 @@ def subscribers_list(
 ) -> None:
     """Show the subscribers of a list and their status."""
     with runtime() as rt:
-        rows = rt.consent.subscribers(list_, status)
+        rows = preferences.subscribers(rt.consent, list_, status)
     if as_json:
         print_json([row.__dict__ for row in rows])
         return

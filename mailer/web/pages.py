@@ -17,6 +17,8 @@ from starlette.requests import ClientDisconnect
 
 from consent import tokens
 from consent.addresses import InvalidInput
+from consent.preferences import show as show_preferences
+from consent.preferences import update as update_preferences
 from consent.workflow import Evidence
 from mailer.app.wiring import Runtime
 from mailer.web import csrf
@@ -268,7 +270,7 @@ async def unsubscribe(request: Request, token: str) -> Response:
 
 
 def _preferences_context(runtime: Runtime, token: str) -> dict[str, Any]:
-    prefs = runtime.consent.preferences(token)
+    prefs = show_preferences(runtime.consent, token)
     return {"prefs": prefs, "token": token, "saved": False}
 
 
@@ -289,7 +291,8 @@ async def preferences(request: Request, token: str) -> Response:
     wanted = {str(v) for v in form.getlist("lists")}
     name = form.get("name")
     prefs, announcements = await run_in_threadpool(
-        runtime.consent.update_preferences,
+        update_preferences,
+        runtime.consent,
         token,
         wanted,
         str(name) if name is not None else None,

@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from consent.lists import ListSpec, all_lists, create_list
 from consent.models import Status
+from consent.preferences import subscribers as subscribers_of
 from consent.workflow import Evidence
 from mailer.app.wiring import Runtime
 from mailer.web.api.auth import Admin
@@ -91,7 +92,7 @@ async def make_list(body: ListIn, runtime: Admin) -> ListOut:
 async def subscribers(
     slug: str, runtime: Admin, status: Status | None = None
 ) -> list[SubscriberOut]:
-    rows = await run_in_threadpool(runtime.consent.subscribers, slug, status)
+    rows = await run_in_threadpool(subscribers_of, runtime.consent, slug, status)
     return [SubscriberOut(**row.__dict__) for row in rows]
 
 
