@@ -1,7 +1,7 @@
 """What other domains hold about a person, handed to consent.rights for export and erasure.
 
 consent/ never imports mailer/, so a domain that stores personal data (the
-delivery ledger, for one) contributes a `consent.rights.SubjectData` here: its
+delivery ledger, for one) contributes a `consent.subject_data.SubjectData` here: its
 `export` adds a section to `mailer consent export` and `GET /me/{token}/export`,
 its `erase` runs inside the erasure's transaction.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from consent.rights import SubjectData
+from consent.subject_data import SubjectData
 
 if TYPE_CHECKING:
     from mailer.app.wiring import Runtime

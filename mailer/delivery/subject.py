@@ -1,6 +1,6 @@
 """What delivery holds about a person, for their export (Art. 15/20) and their erasure (17).
 
-A `consent.rights.SubjectData`: `mailer.subject_data.contributions` hands it to
+A `consent.subject_data.SubjectData`: `mailer.subject_data.contributions` hands it to
 the rights service. The export lists every copy of every issue (when, status,
 the relay's reply, the Message-ID); erasure removes those rows, and the
 soft-bounce counts and unmatched bounce reports kept under the address's keyed hash.
