@@ -239,7 +239,6 @@ def campaign(path: Path, issue_id: int, port: int, connections: int) -> dict[str
     """The full campaign in this process: its rate and this process's peak memory."""
     from mailer.app.settings import Settings
     from mailer.app.wiring import Runtime
-    from mailer.delivery.runner import CampaignRunner
 
     settings = Settings(
         _env_file=None,
@@ -253,7 +252,7 @@ def campaign(path: Path, issue_id: int, port: int, connections: int) -> dict[str
     )
     rt = Runtime.build(settings)
     started = time.perf_counter()
-    summary = asyncio.run(CampaignRunner(rt, issue_id).run())
+    summary = asyncio.run(rt.campaign(issue_id).run())
     elapsed = time.perf_counter() - started
     rt.close()
     sent = summary.counts.get("sent", 0)

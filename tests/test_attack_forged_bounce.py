@@ -23,7 +23,6 @@ from typer.testing import CliRunner
 from consent import preferences
 from consent.suppression import address_hmac
 from mailer.app.wiring import Runtime
-from mailer.bounces.processor import BounceProcessor
 from mailer.cli import app
 from tests.attack_fixtures import complaint, dsn, headers_of, newsletter, welcome_by_the_form
 from tests.conftest import SECRET, SMTPServer, free_port
@@ -199,7 +198,7 @@ def test_f1_a_signed_verp_address_ties_and_a_forged_one_does_not(
         copies = newsletter(rt, smtp_server)
         genuine = copies[BOB].mail_from
         assert genuine.startswith("bounces+s") and genuine.endswith("@bounces.example.org")
-        processor = BounceProcessor(rt)
+        processor = rt.bounce_processor()
         # Bob's token with the signature of another: the shape is ours, the HMAC is not.
         forged = genuine.replace(genuine.split("-")[-1].split("@")[0], "0" * 10)
         refused = processor.handle(dsn(BOB, f"To: {BOB}"), [forged])
@@ -241,7 +240,7 @@ def test_e4_complaint_about_a_welcome_mail_ties_by_its_unsubscribe_token(
     runtime: Runtime, cyber: str, client, smtp_server: SMTPServer
 ) -> None:
     welcome = welcome_by_the_form(client, smtp_server, ALICE)
-    processor = BounceProcessor(runtime)
+    processor = runtime.bounce_processor()
     # Quoting Alice's welcome but about Bob: nobody.
     subscribe(runtime, BOB)
     other = processor.handle(complaint(headers_of(welcome), original_rcpt=BOB))
@@ -260,6 +259,6 @@ def test_bounce_of_a_confirmation_mail_is_unmatched(
     data = {"email": BOB, "consent": "yes", "csrf_token": csrf_token(form.text)}
     assert client.post("/subscribe/cyber-news", data=data).status_code == 202
     [confirmation] = smtp_server.to(BOB)
-    handled = BounceProcessor(runtime).handle(dsn(BOB, headers_of(confirmation)))
+    handled = runtime.bounce_processor().handle(dsn(BOB, headers_of(confirmation)))
     assert (handled.action, handled.reason) == ("unmatched", "not-our-copy")
     assert _status(runtime, BOB) == "pending" and _suppressions(runtime) == []

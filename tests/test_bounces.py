@@ -20,9 +20,8 @@ from consent.models import ConsentEvent, Subscriber, Subscription, Suppression
 from consent.suppression import address_hmac, is_suppressed
 from mailer.app.wiring import Runtime
 from mailer.bounces import dsn, server
-from mailer.bounces.processor import BounceProcessor
+from mailer.bounces.models import SoftBounce
 from mailer.cli import app
-from mailer.delivery.models import SoftBounce
 from tests.attack_fixtures import newsletter
 from tests.conftest import SECRET, SMTPServer, free_port
 from tests.delivery_fixtures import subscribe
@@ -79,7 +78,7 @@ def test_a_verp_bounce_suppresses_the_subscriber_it_names(
 ) -> None:
     make_list()
     subscribe(runtime, "ada@example.com")  # subscriber 1, as the VERP token says
-    handled = BounceProcessor(runtime).handle(
+    handled = runtime.bounce_processor().handle(
         (SAMPLES / "postfix_dsn_user_unknown.eml").read_bytes(), [VERP_ADA]
     )
     assert handled.action == "suppressed" and handled.addresses == ["ada@example.com"]
@@ -97,7 +96,7 @@ def test_a_forged_verp_token_names_nobody(runtime: Runtime, make_list: Callable[
     subscribe(runtime, "ada@example.com")
     raw = (SAMPLES / "postfix_dsn_user_unknown.eml").read_bytes()
     forged = raw.replace(b"fd3611c28c", b"0000000000")  # still naming Ada
-    handled = BounceProcessor(runtime).handle(forged)
+    handled = runtime.bounce_processor().handle(forged)
     assert (handled.action, handled.reason, handled.addresses) == ("unmatched", "forged-verp", [])
     assert not _suppressed(runtime, "ada@example.com")
 
@@ -108,7 +107,7 @@ def test_complaints_suppress_at_once_even_when_redacted(
     make_list()
     subscribe(runtime, "first@example.org")
     subscribe(runtime, "barbara@example.net")  # subscriber 2: the redacted report's VERP
-    processor = BounceProcessor(runtime)
+    processor = runtime.bounce_processor()
     handled = processor.handle((SAMPLES / "arf_redacted_verp.eml").read_bytes())
     assert handled.addresses == ["barbara@example.net"] and handled.action == "suppressed"
     assert _suppressed(runtime, "barbara@example.net")
@@ -142,7 +141,7 @@ def test_soft_bounces_count_and_suppress_at_the_threshold(
 ) -> None:
     make_list()
     subscribe(runtime, "grace@example.net")
-    processor = BounceProcessor(runtime)
+    processor = runtime.bounce_processor()
     delayed = (SAMPLES / "postfix_dsn_delayed.eml").read_bytes()
     assert processor.handle(delayed).action == "unmatched"  # no copy of ours quoted: not counted
     delayed = _quoting(delayed, _copies(runtime, smtp_server)["grace@example.net"])
@@ -169,7 +168,7 @@ def test_auto_replies_and_human_answers_change_nothing(
     make_list()
     subscribe(runtime, "barbara@example.net")
     subscribe(runtime, "ada@example.com")
-    processor = BounceProcessor(runtime)
+    processor = runtime.bounce_processor()
     for name in ("vacation_auto_submitted.eml", "autoreply_x_autoreply.eml", "human_reply.eml"):
         assert processor.handle((SAMPLES / name).read_bytes()).action == "ignored"
     assert not _suppressed(runtime, "barbara@example.net")
@@ -239,7 +238,7 @@ def test_complaints_tie_by_the_quoted_message_id(
     make_list()
     subscribe(runtime, "barbara@example.net")
     raw = (SAMPLES / "arf_complaint.eml").read_bytes()
-    processor = BounceProcessor(runtime)
+    processor = runtime.bounce_processor()
     assert processor.handle(raw).action == "unmatched"
     sent = _copies(runtime, smtp_server)
     handled = processor.handle(_quoting(raw, sent["barbara@example.net"]))
@@ -254,7 +253,7 @@ def test_the_bounce_endpoint_takes_reports_over_smtp(
     make_list()
     subscribe(runtime, "ada@example.com")
     port = free_port()
-    controller = server.start(BounceProcessor(runtime), "127.0.0.1", port)
+    controller = server.start(runtime.bounce_processor(), "127.0.0.1", port)
     try:
         with smtplib.SMTP("127.0.0.1", port) as client:
             raw = (SAMPLES / "postfix_dsn_user_unknown.eml").read_bytes()

@@ -25,7 +25,7 @@ from mailer.content.ical import import_calendar
 from mailer.content.issue_content import IssueContent
 from mailer.content.models import FeedItem, IssueStatus
 from mailer.content.views import issue_detail
-from mailer.delivery.previews import NotApproved, compiled_issue, preview
+from mailer.delivery.previews import NotApproved, compiled_issue
 from tests.content_fixtures import FEEDS, ICS
 
 
@@ -130,7 +130,7 @@ def test_curation_operations(runtime: Runtime, make_list: Callable[..., str]) ->
     assert [e["ref"] for e in record["entries"] if e["highlight"]] == [2]
     assert record["subject"] == "Clusters in January"
 
-    preview_text = preview(runtime, issue_id).text
+    preview_text = runtime.preview(issue_id).text
     assert "CLUSTER OF THE MONTH\n" in preview_text
     assert "Editor's note: Worth a read" in preview_text
     assert "Call for pilots" not in preview_text  # excluded
@@ -183,13 +183,13 @@ def test_approve_freezes_then_reopen(
         item = session.scalars(select(FeedItem).order_by(FeedItem.id)).first()
         assert item is not None
         item.title = "Changed afterwards"
-    assert "Changed afterwards" not in preview(runtime, issue_id).html
+    assert "Changed afterwards" not in runtime.preview(issue_id).html
 
     with runtime.sessions.begin() as session:
         curation.reopen_issue(session, clock, issue_id)
         curation.update_issue(session, clock, issue_id, IssueChanges(subject="New"))
         assert curation.get_issue(session, issue_id).compiled is None
-    assert "Changed afterwards" in preview(runtime, issue_id).html
+    assert "Changed afterwards" in runtime.preview(issue_id).html
 
     # Sending: no reopening any more; delivery marks it sent.
     with runtime.sessions.begin() as session:

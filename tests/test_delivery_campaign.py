@@ -16,7 +16,6 @@ from mailer.app.wiring import Runtime
 from mailer.content.models import Issue, IssueStatus
 from mailer.delivery.models import Campaign, Delivery
 from mailer.delivery.pool import SMTPPool
-from mailer.delivery.runner import CampaignRunner
 from tests.conftest import SECRET, SMTPServer
 from tests.delivery_fixtures import (
     PickyHandler,
@@ -32,7 +31,7 @@ OPERATOR = Evidence(method="operator", source="test")
 
 
 def run(runtime: Runtime, issue_id: int, **options: object) -> object:
-    return asyncio.run(CampaignRunner(runtime, issue_id, **options).run())  # type: ignore[arg-type]
+    return asyncio.run(runtime.campaign(issue_id, **options).run())
 
 
 def rows(runtime: Runtime, issue_id: int) -> dict[int, Delivery]:
@@ -110,7 +109,7 @@ def test_an_unsubscribe_during_the_campaign_stops_that_copy(
     pool = SMTPPool(smtp_server.url, concurrency=1, rate=40)
 
     async def campaign_with_a_leaver() -> None:
-        runner = CampaignRunner(runtime, issue_id, pool=pool)
+        runner = runtime.campaign(issue_id, pool=pool)
         task = asyncio.create_task(runner.run())
         while len(smtp_server.received) < 2:  # the batch was taken long before
             await asyncio.sleep(0.01)

@@ -21,7 +21,6 @@ from mailer.cli import app
 from mailer.content.models import Issue, IssueStatus
 from mailer.delivery.dkim import SIGNED_HEADERS, Signer
 from mailer.delivery.models import Delivery
-from mailer.delivery.runner import CampaignRunner
 from tests.conftest import SMTPServer
 from tests.delivery_fixtures import approved_issue, request_only, subscribe
 
@@ -89,7 +88,7 @@ def test_the_audit_catches_a_delivery_planted_without_consent(
     subscribe(runtime, "fine@example.org")
     request_only(runtime, "never-confirmed@example.org")
     issue_id = approved_issue(runtime)
-    asyncio.run(CampaignRunner(runtime, issue_id).run())
+    asyncio.run(runtime.campaign(issue_id).run())
     with runtime.sessions.begin() as session:
         pending = session.scalar(
             select(Subscriber).where(Subscriber.email == "never-confirmed@example.org")
@@ -214,7 +213,7 @@ def test_dkim_signature_of_every_copy_verifies(
     runtime.settings.dkim_selector = "news2026"
     runtime.settings.dkim_key_file = str(_rsa_pem(tmp_path))
 
-    asyncio.run(CampaignRunner(runtime, issue_id).run())
+    asyncio.run(runtime.campaign(issue_id).run())
 
     data = smtp_server.to("signed@example.org")[0].data
     signer = Signer.from_file(runtime.settings.dkim_key_file, "news2026", "example.org")
@@ -259,14 +258,13 @@ def test_short_rsa_keys_are_refused() -> None:
 def test_deliveries_are_part_of_the_subject_export_and_go_with_erasure(
     runtime: Runtime, make_list: Callable[..., str], smtp_server: SMTPServer
 ) -> None:
-    from consent.rights import SubjectRights
     from mailer.delivery.subject import DeliveryData
 
     make_list()
     subscribe(runtime, "me@example.org")
     issue_id = approved_issue(runtime)
-    asyncio.run(CampaignRunner(runtime, issue_id).run())
-    rights = SubjectRights(runtime.consent, (DeliveryData(runtime.settings),))
+    asyncio.run(runtime.campaign(issue_id).run())
+    rights = runtime.rights()
     export = rights.export("me@example.org")
     section = export["deliveries"]
     assert [(d["issue"], d["status"], d["list"]) for d in section] == [(1, "sent", "cyber-news")]
@@ -274,7 +272,7 @@ def test_deliveries_are_part_of_the_subject_export_and_go_with_erasure(
     with runtime.sessions.begin() as session:
         subject_ref = session.scalar(select(Subscriber.ref))
         assert subject_ref is not None
-        DeliveryData(runtime.settings).erase(session, subject_ref, "me@example.org")
+        DeliveryData().erase(session, subject_ref, "me@example.org")
     with runtime.sessions() as session:
         assert session.scalars(select(Delivery)).all() == []
 

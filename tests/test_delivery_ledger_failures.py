@@ -23,7 +23,6 @@ from mailer.app import db
 from mailer.app.settings import Settings
 from mailer.app.wiring import Runtime
 from mailer.delivery.models import Campaign, Delivery
-from mailer.delivery.runner import CampaignRunner
 from tests.conftest import SMTPServer
 from tests.delivery_fixtures import approved_issue, subscribe
 
@@ -115,7 +114,7 @@ def send_with_a_lock_after_the_first_copy(
 
     handler.handle_DATA = lock_after_the_first_copy  # type: ignore[method-assign]
     try:
-        return asyncio.run(CampaignRunner(runtime, issue_id).run())
+        return asyncio.run(runtime.campaign(issue_id).run())
     finally:
         handler.handle_DATA = record  # type: ignore[method-assign]
         ledger_log.removeHandler(log)
@@ -196,7 +195,7 @@ def test_a_ledger_refused_for_good_pauses_the_run_without_losing_a_reply(
         assert campaign is not None and campaign.state == "paused"
         assert "the delivery ledger could not be written" in campaign.note
 
-    resumed = asyncio.run(CampaignRunner(runtime, issue_id).run())
+    resumed = asyncio.run(runtime.campaign(issue_id).run())
 
     assert resumed.state == "finished" and resumed.counts == {"sent": len(READERS)}
     got = Counter(r for m in smtp_server.received for r in m.rcpt_tos)

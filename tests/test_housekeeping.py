@@ -39,18 +39,24 @@ def test_retry_job_finishes_a_campaign_left_waiting(
             subscribe(rt, reader)
         issue_id = approved_issue(rt)
         assert asyncio.run(rt.schedules.publisher.send(issue_id)) is False  # one deferred
+
+        def retry() -> int:
+            return asyncio.run(
+                housekeeping.retry_deferred(rt.sessions, rt.schedules.publisher.send)
+            )
+
         assert handler.count("bruno@example.org") == 0
-        assert asyncio.run(housekeeping.retry_deferred(rt)) == 1
+        assert retry() == 1
         assert handler.count("bruno@example.org") == 0  # not due yet: nothing sent
         clock.advance(minutes=6)
-        assert asyncio.run(housekeeping.retry_deferred(rt)) == 1
+        assert retry() == 1
         assert handler.count("bruno@example.org") == 1
         assert handler.count("ana@example.org") == 1
         with rt.sessions() as session:
             from mailer.content.curation import get_issue
 
             assert get_issue(session, issue_id).status == IssueStatus.SENT
-        assert asyncio.run(housekeeping.retry_deferred(rt)) == 0
+        assert retry() == 0
     finally:
         rt.close()
 
@@ -68,10 +74,12 @@ def test_bounce_job_reads_the_maildir_and_suppresses(
         make_list()
         bounced = _recipient_of(raw)
         subscribe(rt, bounced)
-        assert asyncio.run(housekeeping.process_bounces(rt)) == 1
+        maildir = tmp_path / "bounces"
+        assert asyncio.run(housekeeping.process_bounces(rt.bounce_processor(), maildir)) == 1
         [row] = preferences.subscribers(rt.consent, "cyber-news")
         assert row.status == Status.SUPPRESSED.value
-        assert asyncio.run(housekeeping.process_bounces(rt)) == 0  # moved to cur/: read once
+        again = asyncio.run(housekeeping.process_bounces(rt.bounce_processor(), maildir))
+        assert again == 0  # moved to cur/: read once
     finally:
         rt.close()
         shutil.rmtree(tmp_path / "bounces")

@@ -1,4 +1,4 @@
-"""The table of returned mail that proved no tie to a copy we sent, kept for the operator."""
+"""Tables of bounces: soft-bounce counts, and returned mail tied to no copy we sent."""
 
 from __future__ import annotations
 
@@ -27,3 +27,14 @@ class UnmatchedReport(Base):
     format: Mapped[str] = mapped_column(String(40), default="")
     reason: Mapped[str] = mapped_column(String(20))  # see bounce_ties.Unmatched
     named: Mapped[str] = mapped_column(Text, default="")  # comma-separated address HMACs
+
+
+class SoftBounce(Base):
+    """One temporary failure reported for an address, known only by its keyed hash."""
+
+    __tablename__ = "soft_bounces"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    address_hmac: Mapped[str] = mapped_column(String(64), index=True)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(16), default="")

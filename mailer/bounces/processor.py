@@ -19,15 +19,17 @@ from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session, sessionmaker
 
 from consent.addresses import InvalidInput, normalise_address
+from consent.clock import Clock
 from consent.suppression import EVERY_LIST, address_hmac
-from consent.workflow import Evidence
-from mailer.app.wiring import Runtime
+from consent.workflow import ConsentService, Evidence
+from mailer.app.settings import Settings
 from mailer.bounces import dsn
-from mailer.bounces.models import UnmatchedReport
+from mailer.bounces.models import SoftBounce, UnmatchedReport
 from mailer.bounces.ties import Copy, Tie, Ties
-from mailer.delivery.models import Delivery, DeliveryStatus, SoftBounce
+from mailer.delivery.models import Delivery, DeliveryStatus
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +51,20 @@ class Handled:
 
 
 class BounceProcessor:
-    def __init__(self, runtime: Runtime) -> None:
-        self.rt = runtime
-        self.settings = runtime.settings
-        target = self.settings.verp_target
+    """Acts on returned mail, on the database, clock, settings and consent service given."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        clock: Clock,
+        settings: Settings,
+        consent: ConsentService,
+    ) -> None:
+        self.sessions, self.clock, self.settings, self.consent = sessions, clock, settings, consent
+        target = settings.verp_target
         # Decode both the local part in use and the configured one (mail sent before a change).
-        locals_ = (target[0] if target else "", self.settings.verp_local)
-        self.ties = Ties(self.settings.secret_key, locals_, runtime.consent.tokens)
+        locals_ = (target[0] if target else "", settings.verp_local)
+        self.ties = Ties(settings.secret_key, locals_, consent.tokens)
 
     # -- what ------------------------------------------------------------------
 
@@ -64,7 +73,7 @@ class BounceProcessor:
         handled = Handled(report)
         if report.kind in (dsn.Kind.NONE, dsn.Kind.AUTOREPLY):
             return handled
-        with self.rt.sessions() as session:
+        with self.sessions() as session:
             tie = self.ties.tie(session, report)
         if not tie.matched:
             self._record_unmatched(report, tie)
@@ -89,7 +98,7 @@ class BounceProcessor:
         )
         reason = "complaint" if complaint else "hard-bounce"
         for address in handled.addresses:
-            self.rt.consent.suppress(address, EVERY_LIST, reason, evidence)
+            self.consent.suppress(address, EVERY_LIST, reason, evidence)
         if not complaint:
             self._mark_bounced(tie.copies, report)
         handled.action = "suppressed"
@@ -98,9 +107,9 @@ class BounceProcessor:
 
     def _record_unmatched(self, report: dsn.Report, tie: Tie) -> None:
         secret = self.settings.secret_key
-        now = self.rt.clock.now()
+        now = self.clock.now()
         named = ",".join(address_hmac(secret, _normal(a)) for a in report.recipients[:_NAMED_KEPT])
-        with self.rt.sessions.begin() as session:
+        with self.sessions.begin() as session:
             session.execute(
                 delete(UnmatchedReport).where(UnmatchedReport.received_at < now - UNMATCHED_KEPT)
             )
@@ -124,9 +133,9 @@ class BounceProcessor:
     def _count_soft(self, address: str, report: dsn.Report, tie: Tie) -> bool:
         """Record one soft bounce; True when it makes N within M days and suppresses."""
         digest = address_hmac(self.settings.secret_key, address.lower())
-        now = self.rt.clock.now()
+        now = self.clock.now()
         since = now - timedelta(days=self.settings.soft_bounce_days)
-        with self.rt.sessions.begin() as session:
+        with self.sessions.begin() as session:
             session.execute(
                 delete(SoftBounce).where(
                     SoftBounce.address_hmac == digest, SoftBounce.occurred_at < since
@@ -147,15 +156,15 @@ class BounceProcessor:
             source=f"{report.source}; tied by {tie.via}; {count} soft bounces in {window} days",
             extra={"status": report.status, "diagnostic": report.diagnostic[:300]},
         )
-        self.rt.consent.suppress(address, EVERY_LIST, "soft-bounces", evidence)
-        with self.rt.sessions.begin() as session:
+        self.consent.suppress(address, EVERY_LIST, "soft-bounces", evidence)
+        with self.sessions.begin() as session:
             session.execute(delete(SoftBounce).where(SoftBounce.address_hmac == digest))
         return True
 
     def _mark_bounced(self, copies: Iterable[Copy], report: dsn.Report) -> None:
         reply = f"DSN {report.status} {report.diagnostic}"[:500]
         returned = (DeliveryStatus.SENT, DeliveryStatus.UNCERTAIN)
-        with self.rt.sessions.begin() as session:
+        with self.sessions.begin() as session:
             for copy in copies:
                 if copy.delivery_id is not None:
                     which = Delivery.id == copy.delivery_id
@@ -173,14 +182,14 @@ class BounceProcessor:
 
 
 def unmatched(
-    runtime: Runtime, address: str | None = None, limit: int = 200
+    sessions: sessionmaker[Session], secret_key: str, address: str | None = None, limit: int = 200
 ) -> list[UnmatchedReport]:
     """The unmatched reports kept, newest first; only those naming `address` if given."""
     query = select(UnmatchedReport).order_by(UnmatchedReport.id.desc()).limit(limit)
     if address is not None:
-        digest = address_hmac(runtime.settings.secret_key, normalise_address(address))
+        digest = address_hmac(secret_key, normalise_address(address))
         query = query.where(UnmatchedReport.named.contains(digest))
-    with runtime.sessions() as session:
+    with sessions() as session:
         rows = list(session.scalars(query))
         session.expunge_all()
         return rows

@@ -11,7 +11,7 @@ import typer
 
 from consent.addresses import InvalidInput
 from mailer.bounces import server
-from mailer.bounces.processor import BounceProcessor, from_maildir, from_mbox, unmatched
+from mailer.bounces.processor import from_maildir, from_mbox, unmatched
 from mailer.cli.common import JsonOpt, err, fail, out, print_json, runtime
 
 app = typer.Typer(help="Bounces and complaints that come back.", no_args_is_help=True)
@@ -31,7 +31,7 @@ def bounces_process(
     if len(chosen) != 1 or (stdin is not None and stdin != "-"):
         raise fail("give exactly one of --maildir DIR, --mbox FILE or - (standard input)")
     with runtime() as rt:
-        processor = BounceProcessor(rt)
+        processor = rt.bounce_processor()
         if maildir is not None:
             mails = from_maildir(maildir)
         elif mbox is not None:
@@ -89,7 +89,7 @@ def bounces_unmatched(
     """List returned mail that matched no copy we sent (kept 30 days; addresses hashed)."""
     with runtime() as rt:
         try:
-            rows = unmatched(rt, address)
+            rows = unmatched(rt.sessions, rt.settings.secret_key, address)
         except InvalidInput as exc:
             raise fail(str(exc)) from None
     records: list[dict[str, Any]] = [
@@ -127,7 +127,7 @@ def bounces_serve(
                 "VERP is off: set MAILER_VERP_DOMAIN to the domain whose MX points here, or"
                 " only reports quoting a copy's Message-ID or unsubscribe link will match"
             )
-        controller = server.start(BounceProcessor(rt), host, port)
+        controller = server.start(rt.bounce_processor(), host, port)
         out.print(f"taking bounces on {host}:{port}; Ctrl-C stops")
         try:
             while True:

@@ -14,7 +14,6 @@ from consent import replay, verification
 from consent.retention import purge_pending
 from consent.rights import SubjectRights, UnknownSubject
 from consent.workflow import Evidence
-from mailer.app import subjects
 from mailer.app.wiring import Runtime
 from mailer.cli.common import JsonOpt, ListOpt, dump, err, fail, out, print_json, runtime
 
@@ -26,7 +25,7 @@ CLI = Evidence(method="cli", source="cli")
 
 
 def _rights(rt: Runtime) -> SubjectRights:
-    return SubjectRights(rt.consent, subjects.contributions(rt))
+    return rt.rights()
 
 
 # -- verify ----------------------------------------------------------------------

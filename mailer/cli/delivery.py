@@ -13,7 +13,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from mailer.cli.common import IssueArg, JsonOpt, fail, out, print_json, runtime
 from mailer.delivery.audit import audit_deliveries
 from mailer.delivery.campaigns import CampaignBusy, NotSendable, Summary
-from mailer.delivery.runner import CampaignRunner, send_test
+from mailer.delivery.runner import CampaignRunner
 from mailer.delivery.runner import Progress as RunProgress
 from mailer.mail.transport import TransportError
 
@@ -59,7 +59,7 @@ def send(
     with runtime() as rt:
         try:
             if test is not None:
-                result = asyncio.run(send_test(rt, issue_id, test))
+                result = asyncio.run(rt.send_test(issue_id, test))
                 if not result.ok:
                     raise fail(f"the relay refused the test copy: {result.code} {result.reply}", 1)
                 out.print(f"test copy of issue {issue_id} sent to {test}")
@@ -82,9 +82,7 @@ def send(
                         rate=p.rate,
                     )
 
-            runner = CampaignRunner(
-                rt, issue_id, resend_uncertain=resend_uncertain, on_progress=show
-            )
+            runner = rt.campaign(issue_id, resend_uncertain=resend_uncertain, on_progress=show)
             if bar is not None:
                 with bar:
                     summary = asyncio.run(_run(runner))

@@ -224,11 +224,10 @@ def preview(
     open_: Annotated[bool, typer.Option("--open", help="Open the HTML in a browser")] = False,
 ) -> None:
     """Write N.html, N.txt and N.eml as a sample reader would receive the issue."""
-    from mailer.delivery.previews import preview as make_preview
     from mailer.delivery.previews import write_preview
 
     with content_runtime() as rt:
-        files = write_preview(make_preview(rt, issue_id), directory)
+        files = write_preview(rt.preview(issue_id), directory)
     for path in (files.html, files.text, files.eml):
         out.print(str(path))
     if open_:

@@ -1,4 +1,4 @@
-"""Tables of delivery: the ledger of one row per (issue, subscriber), campaigns, soft bounces."""
+"""Tables of delivery: the ledger of one row per (issue, subscriber), and campaigns."""
 
 from __future__ import annotations
 
@@ -71,14 +71,3 @@ class Campaign(Base):
     heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     note: Mapped[str] = mapped_column(Text, default="")
-
-
-class SoftBounce(Base):
-    """One temporary failure reported for an address, known only by its keyed hash."""
-
-    __tablename__ = "soft_bounces"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    address_hmac: Mapped[str] = mapped_column(String(64), index=True)
-    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    status: Mapped[str] = mapped_column(String(16), default="")

@@ -13,16 +13,19 @@ from email.message import EmailMessage
 from email.policy import default as default_policy
 from pathlib import Path
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from consent.addresses import InvalidInput
-from mailer.app.wiring import Runtime
+from consent.clock import Clock
+from consent.workflow import ConsentService
+from mailer.app.settings import Settings
 from mailer.content.curation import get_issue
 from mailer.content.issue_content import build_content
 from mailer.content.models import IssueStatus
 from mailer.content.newsletter import CompiledIssue, compile_issue
 from mailer.delivery.composer import Composer, signer_from
 from mailer.delivery.recipients import Recipient
+from mailer.mail.render import Renderer
 
 SAMPLE_REF = "00000000-0000-4000-8000-000000000000"
 SAMPLE_NAME = "Sam Sample"
@@ -58,19 +61,27 @@ class PreviewFiles:
     eml: Path
 
 
-def preview(runtime: Runtime, issue_id: int, list_slug: str | None = None) -> Preview:
+def preview(
+    issue_id: int,
+    list_slug: str | None = None,
+    *,
+    sessions: sessionmaker[Session],
+    clock: Clock,
+    renderer: Renderer,
+    settings: Settings,
+    consent: ConsentService,
+) -> Preview:
     """The issue as the sample reader would get it: frozen if approved, else rendered now."""
-    with runtime.sessions() as session:
+    with sessions() as session:
         issue = get_issue(session, issue_id, list_slug)
         if issue.compiled is not None and issue.status != IssueStatus.DRAFT:
             compiled = CompiledIssue.from_record(issue.compiled)
         else:
-            compiled = compile_issue(runtime.renderer, build_content(issue, runtime.clock.now()))
+            compiled = compile_issue(renderer, build_content(issue, clock.now()))
         status = issue.status.value
-    settings = runtime.settings
-    composer = Composer(compiled, settings, runtime.consent, signer=signer_from(settings))
+    composer = Composer(compiled, settings, consent, signer=signer_from(settings))
     sample = Recipient(0, 0, SAMPLE_REF, SAMPLE_EMAIL, SAMPLE_NAME)
-    data = composer.compose(sample, composer.message_id(), runtime.clock.now())
+    data = composer.compose(sample, composer.message_id(), clock.now())
     message = message_from_bytes(data, policy=default_policy)
     assert isinstance(message, EmailMessage)
     html_part, text_part = message.get_body(("html",)), message.get_body(("plain",))

@@ -21,10 +21,14 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
 from consent.addresses import normalise_address
+from consent.clock import Clock
 from consent.suppression import EVERY_LIST
-from consent.workflow import Evidence
-from mailer.app.wiring import Runtime
+from consent.workflow import ConsentService, Evidence
+from mailer.app.settings import Settings
 from mailer.content.models import IssueStatus
 from mailer.content.newsletter import CompiledIssue
 from mailer.delivery import campaigns
@@ -37,7 +41,7 @@ from mailer.delivery.previews import SAMPLE_REF
 from mailer.delivery.recipients import Recipient, RecipientSource
 from mailer.delivery.replies import Outcome, RetryPolicy
 from mailer.mail.headers import HeaderInjection, mail_address
-from mailer.mail.transport import Envelope, SendResult, TransportError
+from mailer.mail.transport import Envelope, SendResult, Transport, TransportError
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +67,7 @@ class Progress:
         return self.sent + self.deferred + self.failed + self.bounced + self.uncertain
 
 
-def make_pool(runtime: Runtime) -> SMTPPool:
-    s = runtime.settings
+def make_pool(s: Settings) -> SMTPPool:
     return SMTPPool(
         s.smtp_url,
         concurrency=s.concurrency,
@@ -76,21 +79,27 @@ def make_pool(runtime: Runtime) -> SMTPPool:
 
 
 class CampaignRunner:
+    """One run of one issue's campaign, on the database, clock, settings and consent given."""
+
     def __init__(
         self,
-        runtime: Runtime,
         issue_id: int,
         *,
+        engine: Engine,
+        sessions: sessionmaker[Session],
+        clock: Clock,
+        settings: Settings,
+        consent: ConsentService,
         resend_uncertain: bool = False,
         pool: SMTPPool | None = None,
         sleep: Sleep = asyncio.sleep,
         on_progress: Callable[[Progress], None] | None = None,
     ) -> None:
-        self.rt = runtime
-        self.settings = runtime.settings
+        self.engine, self.sessions, self.clock = engine, sessions, clock
+        self.settings, self.consent = settings, consent
         self.issue_id = issue_id
         self.resend_uncertain = resend_uncertain
-        self.pool = pool or make_pool(runtime)
+        self.pool = pool or make_pool(settings)
         self.sleep = sleep
         self.on_progress = on_progress
         self.progress = Progress()
@@ -109,8 +118,8 @@ class CampaignRunner:
     # -- the run ---------------------------------------------------------------
 
     async def run(self) -> Summary:
-        clock, runner = self.rt.clock, campaigns.runner_id()
-        with self.rt.sessions.begin() as session:
+        clock, runner = self.clock, campaigns.runner_id()
+        with self.sessions.begin() as session:
             issue = campaigns.sendable_issue(session, self.issue_id)
             if issue.status == IssueStatus.SENT:
                 summary = campaigns.status(session, self.issue_id)
@@ -120,11 +129,11 @@ class CampaignRunner:
             list_id = issue.list_id
             campaigns.claim(session, clock, issue, runner)
         self.composer = Composer(
-            compiled, self.settings, self.rt.consent, signer=signer_from(self.settings)
+            compiled, self.settings, self.consent, signer=signer_from(self.settings)
         )
-        self.ledger = LedgerWriter(self.rt.engine, self.issue_id, list_id)
+        self.ledger = LedgerWriter(self.engine, self.issue_id, list_id)
         self.source = RecipientSource(
-            self.rt.engine,
+            self.engine,
             issue_id=self.issue_id,
             list_id=list_id,
             list_slug=compiled.list_slug,
@@ -149,7 +158,7 @@ class CampaignRunner:
                 next_retry = self.ledger.next_retry() if unwritten is None else None
             finally:
                 self.ledger.close()
-            with self.rt.sessions.begin() as session:
+            with self.sessions.begin() as session:
                 campaigns.conclude(session, clock, self.issue_id, state, note)
         if unwritten is not None:
             raise LedgerUnavailable(unwritten)
@@ -170,14 +179,14 @@ class CampaignRunner:
 
     async def _retry_until_done(self) -> tuple[str, str]:
         while not self.stopping:
-            await self._pass(self.source.retries(self.rt.clock.now()))
+            await self._pass(self.source.retries(self.clock.now()))
             if self.stopping:
                 break
             self._cancel_lost_consent()
             due = self.ledger.next_retry()
             if due is None:
                 return CampaignState.FINISHED, ""
-            wait = (due - self.rt.clock.now()).total_seconds()
+            wait = (due - self.clock.now()).total_seconds()
             if wait > self.settings.retry_linger:
                 return CampaignState.WAITING, (
                     f"deferred copies wait for their next attempt at {due:%Y-%m-%d %H:%M} UTC;"
@@ -245,7 +254,7 @@ class CampaignRunner:
     # -- one copy --------------------------------------------------------------
 
     async def _send(self, recipient: Recipient) -> None:
-        now = self.rt.clock.now()
+        now = self.clock.now()
         message_id = self.composer.message_id()
         try:
             address = mail_address(recipient.email)
@@ -277,7 +286,7 @@ class CampaignRunner:
         elif verdict.outcome is Outcome.BOUNCED:
             self._record(recipient, DeliveryStatus.BOUNCED, reply.code, reply.reply)
             self.ledger.flush()
-            self.rt.consent.suppress(
+            self.consent.suppress(
                 recipient.email,
                 EVERY_LIST,
                 "hard-bounce",
@@ -287,7 +296,7 @@ class CampaignRunner:
             self._record(recipient, DeliveryStatus.FAILED, reply.code, reply.reply)
 
     def _defer(self, recipient: Recipient, code: int | None, text: str) -> None:
-        now = self.rt.clock.now()
+        now = self.clock.now()
         first = recipient.first_attempt_at or now
         when = self.policy.next_attempt(recipient.attempts + 1, first, now)
         if when is None:
@@ -308,7 +317,7 @@ class CampaignRunner:
         reply: str,
         next_attempt_at: datetime | None = None,
     ) -> None:
-        now = self.rt.clock.now()
+        now = self.clock.now()
         sent = status is DeliveryStatus.SENT
         self.ledger.finish(
             Result(
@@ -345,29 +354,51 @@ class CampaignRunner:
         self._last_beat = moment
         if moment - self._last_heartbeat >= 5:
             self._last_heartbeat = moment
-            with self.rt.sessions.begin() as session:
-                campaigns.heartbeat(session, self.issue_id, self.rt.clock.now())
+            with self.sessions.begin() as session:
+                campaigns.heartbeat(session, self.issue_id, self.clock.now())
 
 
-def prepare_test_copy(runtime: Runtime, issue_id: int, address: str) -> Envelope:
+def prepare_test_copy(
+    issue_id: int,
+    address: str,
+    *,
+    sessions: sessionmaker[Session],
+    clock: Clock,
+    settings: Settings,
+    consent: ConsentService,
+) -> Envelope:
     """The test copy's envelope: a database read, the DKIM key and the composition (blocking)."""
     email = normalise_address(address)
-    with runtime.sessions() as session:
+    with sessions() as session:
         compiled = CompiledIssue.from_record(
             campaigns.sendable_issue(session, issue_id).compiled or {}
         )
-    composer = Composer(
-        compiled, runtime.settings, runtime.consent, signer=signer_from(runtime.settings), test=True
-    )
+    composer = Composer(compiled, settings, consent, signer=signer_from(settings), test=True)
     recipient = Recipient(0, 0, SAMPLE_REF, email, "")
-    now = runtime.clock.now()
-    data = composer.compose(recipient, composer.message_id(), now)
-    return Envelope(runtime.settings.from_address, (email,), data)
+    data = composer.compose(recipient, composer.message_id(), clock.now())
+    return Envelope(settings.from_address, (email,), data)
 
 
-async def send_test(runtime: Runtime, issue_id: int, address: str) -> SendResult:
+async def send_test(
+    issue_id: int,
+    address: str,
+    *,
+    sessions: sessionmaker[Session],
+    clock: Clock,
+    settings: Settings,
+    consent: ConsentService,
+    transport: Transport,
+) -> SendResult:
     """One copy marked as a test to an editor; the campaign and its ledger are not touched.
 
     The copy is prepared in a worker thread, so a web server's event loop stays free."""
-    envelope = await asyncio.to_thread(prepare_test_copy, runtime, issue_id, address)
-    return await runtime.transport.send(envelope)
+    envelope = await asyncio.to_thread(
+        prepare_test_copy,
+        issue_id,
+        address,
+        sessions=sessions,
+        clock=clock,
+        settings=settings,
+        consent=consent,
+    )
+    return await transport.send(envelope)

@@ -1,9 +1,8 @@
 """What delivery holds about a person, for their export (Art. 15/20) and their erasure (17).
 
-A `consent.subject_data.SubjectData`: `mailer.subject_data.contributions` hands it to
-the rights service. The export lists every copy of every issue (when, status,
-the relay's reply, the Message-ID); erasure removes those rows, and the
-soft-bounce counts and unmatched bounce reports kept under the address's keyed hash.
+A `consent.subject_data.SubjectData`: `mailer.app.subjects.contributions` hands it
+to the rights service. The export lists every copy of every issue (when, status,
+the relay's reply, the Message-ID); erasure removes those rows.
 """
 
 from __future__ import annotations
@@ -15,11 +14,8 @@ from sqlalchemy.orm import Session
 
 from consent.clock import utc
 from consent.models import MailingList, Subscriber
-from consent.suppression import address_hmac
-from mailer.app.settings import Settings
-from mailer.bounces.models import UnmatchedReport
 from mailer.content.models import Issue
-from mailer.delivery.models import Delivery, SoftBounce
+from mailer.delivery.models import Delivery
 
 
 def _iso(value: Any) -> str | None:
@@ -28,9 +24,6 @@ def _iso(value: Any) -> str | None:
 
 class DeliveryData:
     name = "deliveries"
-
-    def __init__(self, settings: Settings) -> None:
-        self.secret_key = settings.secret_key
 
     def export(self, session: Session, subject_ref: str, email: str) -> list[dict[str, Any]]:
         rows = session.execute(
@@ -60,6 +53,3 @@ class DeliveryData:
         subscriber_id = session.scalar(select(Subscriber.id).where(Subscriber.ref == subject_ref))
         if subscriber_id is not None:
             session.execute(delete(Delivery).where(Delivery.subscriber_id == subscriber_id))
-        digest = address_hmac(self.secret_key, email.lower())
-        session.execute(delete(SoftBounce).where(SoftBounce.address_hmac == digest))
-        session.execute(delete(UnmatchedReport).where(UnmatchedReport.named.contains(digest)))

@@ -30,7 +30,7 @@ from mailer.cadence.schedules import ScheduleSpec
 from mailer.content import curation
 from mailer.delivery import campaigns
 from mailer.delivery.audit import audit_deliveries
-from mailer.delivery.previews import preview, write_preview
+from mailer.delivery.previews import write_preview
 from mailer.demo.content import add_demo_sources, curate_demo_issue
 from mailer.demo.data import CLUSTER_NEWS, READERS, reader_address
 from mailer.demo.infra import Outbox, WebServer, free_port, link, post_form
@@ -147,7 +147,7 @@ class Demo:
         curate_demo_issue(self.rt, issue_id)
         with self.rt.sessions.begin() as session:
             curation.approve_issue(session, self.rt.clock, self.rt.renderer, issue_id)
-        self.files = write_preview(preview(self.rt, issue_id), self.root / "preview")
+        self.files = write_preview(self.rt.preview(issue_id), self.root / "preview")
         self.say(
             "[bold]Editor[/] wrote the introduction, picked the cluster of the month, approved"
         )

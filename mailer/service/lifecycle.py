@@ -14,6 +14,7 @@ import aiosmtplib
 from mailer.app.settings import SMTPTarget
 from mailer.app.wiring import Runtime
 from mailer.mail.transport import smtp_client
+from mailer.service import housekeeping
 from mailer.service.scheduler import Housekeeping, Scheduler
 
 log = logging.getLogger(__name__)
@@ -21,22 +22,29 @@ log = logging.getLogger(__name__)
 
 def build_scheduler(runtime: Runtime) -> Scheduler:
     """The schedule tick and the housekeeping jobs, each a plain service call."""
-    from mailer.service import housekeeping
-
-    settings = runtime.settings
+    settings, sessions = runtime.settings, runtime.sessions
+    publisher = runtime.schedules.publisher
     jobs = [
         Housekeeping(
             "feeds",
             timedelta(minutes=settings.feed_interval),
-            lambda: housekeeping.fetch_feeds(runtime),
+            lambda: housekeeping.fetch_feeds(sessions, runtime.clock, runtime.fetch_policy()),
         ),
-        Housekeeping("purge", timedelta(days=1), lambda: housekeeping.purge(runtime)),
-        Housekeeping("retries", timedelta(minutes=5), lambda: housekeeping.retry_deferred(runtime)),
+        Housekeeping("purge", timedelta(days=1), lambda: housekeeping.purge(runtime.consent)),
+        Housekeeping(
+            "retries",
+            timedelta(minutes=5),
+            lambda: housekeeping.retry_deferred(sessions, publisher.send),
+        ),
     ]
     if settings.bounce_maildir:
         jobs.append(
             Housekeeping(
-                "bounces", timedelta(minutes=5), lambda: housekeeping.process_bounces(runtime)
+                "bounces",
+                timedelta(minutes=5),
+                lambda: housekeeping.process_bounces(
+                    runtime.bounce_processor(), settings.bounce_maildir
+                ),
             )
         )
     return Scheduler(

@@ -17,7 +17,6 @@ from starlette.concurrency import run_in_threadpool
 from mailer.app.wiring import Runtime
 from mailer.delivery import campaigns
 from mailer.delivery.campaigns import NotSendable
-from mailer.delivery.runner import CampaignRunner, send_test
 from mailer.mail.transport import TransportError
 from mailer.web.api.auth import Admin
 from mailer.web.api.params import RowId
@@ -55,7 +54,7 @@ class _Run:
     """A campaign running in its own thread and event loop, so the server stays free."""
 
     def __init__(self, runtime: Runtime, issue_id: int, resend_uncertain: bool) -> None:
-        self.runner = CampaignRunner(runtime, issue_id, resend_uncertain=resend_uncertain)
+        self.runner = runtime.campaign(issue_id, resend_uncertain=resend_uncertain)
         self.error: str | None = None
         self.thread = threading.Thread(target=self._main, name=f"send-{issue_id}", daemon=True)
 
@@ -78,7 +77,7 @@ async def send(issue_id: RowId, body: SendIn, request: Request, runtime: Admin) 
     """Start (or resume) the send of an approved issue; `test` sends one marked copy only."""
     if body.test:
         try:
-            result = await send_test(runtime, issue_id, body.test)
+            result = await runtime.send_test(issue_id, body.test)
         except NotSendable as exc:
             raise HTTPException(409, str(exc)) from None
         except TransportError as exc:

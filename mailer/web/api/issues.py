@@ -21,7 +21,7 @@ from mailer.content.curation import (
     UnknownIssue,
 )
 from mailer.content.views import issue_detail, issue_summary
-from mailer.delivery.previews import Preview, preview
+from mailer.delivery.previews import Preview
 from mailer.mail.render import TemplateError
 from mailer.web.api.auth import Admin
 from mailer.web.api.params import RowId
@@ -179,7 +179,7 @@ async def reopen(slug: str, issue_id: RowId, runtime: Admin) -> dict[str, Any]:
 async def _preview(runtime: Runtime, slug: str, issue_id: int) -> Preview:
     def run() -> Preview:
         with _answers():
-            return preview(runtime, issue_id, slug)
+            return runtime.preview(issue_id, slug)
 
     return await run_in_threadpool(run)
 
