@@ -229,7 +229,7 @@ def make_list(runtime: Runtime) -> Callable[..., str]:
 
 @pytest.fixture
 def client(runtime: Runtime) -> Iterator[TestClient]:
-    from mailer.web import create_app
+    from mailer.web.app import create_app
 
     with TestClient(
         create_app(runtime), base_url="https://news.example.org", client=("203.0.113.7", 50000)

@@ -143,7 +143,7 @@ def test_c3_c7_unsubscribe_link_of_a_years_old_mail_still_works(
 def test_preferences_ttl_is_a_setting(
     runtime: Runtime, cyber: str, client: TestClient, smtp_server: SMTPServer, clock: FrozenClock
 ) -> None:
-    from mailer.web import create_app
+    from mailer.web.app import create_app
 
     welcome = welcome_by_the_form(client, smtp_server, ADA)
     prefs = link_to(welcome.message, "preferences")

@@ -17,7 +17,7 @@ from mailer.mail import transactional
 from mailer.mail.headers import Mailbox
 from mailer.mail.render import Rendered, Renderer
 from mailer.mail.transactional import Letter, Stationery
-from mailer.web import create_app
+from mailer.web.app import create_app
 from tests.conftest import SMTPServer
 
 VICTIM = "victim@example.org"

@@ -17,7 +17,7 @@ from starlette.testclient import TestClient
 from consent import preferences
 from consent.workflow import ConfirmationRequested, Evidence
 from mailer.app.wiring import Runtime
-from mailer.web import create_app
+from mailer.web.app import create_app
 from mailer.web.ratelimit import client_key
 from tests.conftest import SMTPServer
 from tests.helpers import csrf_token, links, path_of

@@ -18,8 +18,8 @@ from schemathesis import GenerationMode
 from starlette.testclient import TestClient
 
 from mailer.app.wiring import Runtime
-from mailer.web import create_app
 from mailer.web.api.params import MAX_ROW_ID
+from mailer.web.app import create_app
 from tests.conftest import SMTPServer
 
 AUTH = {"Authorization": "Bearer admin-token"}

@@ -14,7 +14,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from mailer.app.wiring import Runtime
-from mailer.web import create_app
+from mailer.web.app import create_app
 from mailer.web.guards.headers import DEFAULT_CSP
 from tests.conftest import SMTPServer
 

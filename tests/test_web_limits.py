@@ -22,7 +22,7 @@ from starlette.testclient import TestClient
 
 from consent import preferences
 from mailer.app.wiring import Runtime
-from mailer.web import create_app
+from mailer.web.app import create_app
 from tests.conftest import SMTPServer, free_port
 from tests.helpers import csrf_token
 

@@ -69,7 +69,7 @@ def serve(
     import uvicorn
 
     from mailer.service.lifecycle import Service, build_scheduler
-    from mailer.web import create_app
+    from mailer.web.app import create_app
 
     rt = _service_runtime(dev, log_json, host)
     service = Service(rt, build_scheduler(rt) if scheduler else None)

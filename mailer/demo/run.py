@@ -88,7 +88,7 @@ class Demo:
         self.base = runtime.settings.base_url
 
     def run(self, started: float) -> int:
-        from mailer.web import create_app
+        from mailer.web.app import create_app
 
         with self.rt.sessions.begin() as session:
             create_list(session, self.rt.clock, CLUSTER_NEWS)
