@@ -73,7 +73,7 @@ class RecordingHandler:
     received: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         with self.lock:
             self.received.append(
                 Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.content))

@@ -65,7 +65,7 @@ def serve_feeds() -> Iterator[FeedServer]:
     state = FeedServer(port=0)
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             request = Request(self.path, {k.lower(): v for k, v in self.headers.items()})
             state.requests.append(request)
             route = state.routes.get(self.path)

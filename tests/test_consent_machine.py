@@ -36,7 +36,7 @@ def _wipe(runtime: Runtime) -> None:
             connection.execute(text(f"DELETE FROM {table}"))
 
 
-def test_b1_random_histories_keep_ledger_and_state_in_step(
+def test_b1_random_histories_keep_ledger_and_state_in_step(  # noqa: C901  (one state machine: its rules share the fixtures)
     runtime: Runtime, make_list: Any, clock: FrozenClock, tmp_path: Path
 ) -> None:
     make_list()

@@ -110,7 +110,7 @@ def test_a_dropped_connection_is_reopened_and_the_message_sent(
 
 def test_a_link_broken_during_data_is_uncertain() -> None:
     class Hangs(RecordingHandler):
-        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
             server.transport.close()
             return "250 never seen"
 

@@ -45,7 +45,7 @@ class TLSHandler(RecordingHandler):
 
     tls: list[bool] = field(default_factory=list)
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         encrypted = session.ssl is not None or server.transport.get_extra_info("sslcontext")
         self.tls.append(bool(encrypted))
         return await super().handle_DATA(server, session, envelope)

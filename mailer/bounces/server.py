@@ -25,7 +25,7 @@ class BounceEndpoint:
         self.processor = processor
         self.handled = 0
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         content = bytes(envelope.content)
         try:
             result = await asyncio.to_thread(

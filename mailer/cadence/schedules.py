@@ -189,38 +189,12 @@ class ScheduleService:
         now = self.clock.now()
         grace = timedelta(minutes=schedule.grace_minutes)
         done: list[SlotView] = []
-        # 1. Slots that passed without a row: the latest is caught up once if within
-        #    the grace period; every other one is recorded as missed.
-        with self.sessions() as session:
-            last = session.scalar(
-                select(func.max(ScheduleSlot.slot_at)).where(
-                    ScheduleSlot.schedule_id == schedule.id
-                )
-            )
-        anchor = max(schedule.created_at, last) if last else schedule.created_at
-        passed = list(cron.slots(schedule.cron, schedule.timezone, anchor, now))
-        for slot in passed[:-1][-MAX_MISSED_RECORDED:]:
-            self._record(schedule, slot, "missed", reason="the service was not running")
-        if passed:
-            latest = passed[-1]
-            if now - latest.at > grace:
-                self._record(schedule, latest, "missed", reason="past the grace period")
-            else:
-                drafted = await self._draft(schedule, latest)
-                if drafted is not None and drafted.status == "skipped":
-                    done.append(drafted)
+        # 1. Slots that passed without a row.
+        skipped = await self._catch_up(schedule, now, grace)
+        if skipped is not None:
+            done.append(skipped)
         # 2. Slots with an open row whose time has come: send, hold or resume.
-        with self.sessions() as session:
-            due = list(
-                session.scalars(
-                    select(ScheduleSlot.id).where(
-                        ScheduleSlot.schedule_id == schedule.id,
-                        ScheduleSlot.status.in_(OPEN),
-                        ScheduleSlot.slot_at <= now,
-                    )
-                )
-            )
-        for slot_id in due:
+        for slot_id in self._due(schedule, now):
             view = await self._act(schedule, slot_id, grace)
             if view:
                 done.append(view)
@@ -232,6 +206,43 @@ class ScheduleService:
                 if view:
                     done.append(view)
         return done
+
+    async def _catch_up(
+        self, schedule: Schedule, now: datetime, grace: timedelta
+    ) -> SlotView | None:
+        """The latest slot that passed without a row is caught up once if within the grace
+        period; every other one is recorded as missed. The caught-up slot if it was skipped."""
+        with self.sessions() as session:
+            last = session.scalar(
+                select(func.max(ScheduleSlot.slot_at)).where(
+                    ScheduleSlot.schedule_id == schedule.id
+                )
+            )
+        anchor = max(schedule.created_at, last) if last else schedule.created_at
+        passed = list(cron.slots(schedule.cron, schedule.timezone, anchor, now))
+        for slot in passed[:-1][-MAX_MISSED_RECORDED:]:
+            self._record(schedule, slot, "missed", reason="the service was not running")
+        if not passed:
+            return None
+        latest = passed[-1]
+        if now - latest.at > grace:
+            self._record(schedule, latest, "missed", reason="past the grace period")
+            return None
+        drafted = await self._draft(schedule, latest)
+        return drafted if drafted is not None and drafted.status == "skipped" else None
+
+    def _due(self, schedule: Schedule, now: datetime) -> list[int]:
+        """The schedule's slots with an open row whose time has come."""
+        with self.sessions() as session:
+            return list(
+                session.scalars(
+                    select(ScheduleSlot.id).where(
+                        ScheduleSlot.schedule_id == schedule.id,
+                        ScheduleSlot.status.in_(OPEN),
+                        ScheduleSlot.slot_at <= now,
+                    )
+                )
+            )
 
     def _record(
         self, schedule: Schedule, slot: cron.Slot, status: str, reason: str = ""
@@ -309,21 +320,34 @@ class ScheduleService:
         if status == "drafted" and now - slot_at > grace:
             return self._set(slot_id, status="missed", reason="past the grace period")
         if status in ("drafted", "held"):
-            if schedule.approval == "auto" and not self.publisher.is_approved(issue_id):
-                self.publisher.approve(issue_id)
-            if not self.publisher.is_approved(issue_id):
-                if status == "held":
-                    return None
-                view = self._set(slot_id, status="held", reason="waiting for approval")
-                await self._tell(
-                    schedule,
-                    f"Issue held for {key}: not approved",
-                    f"The slot of {key} came and the issue is not approved, so it was not"
-                    f" sent. Approve it and it goes out: mailer issues approve {issue_id}",
-                )
-                return view
+            if not self._approved(schedule, issue_id):
+                return await self._hold(schedule, slot_id, status, issue_id, key)
             if not self._claim(slot_id, status):
                 return None  # another scheduler won this slot
+        return await self._send(slot_id, issue_id)
+
+    def _approved(self, schedule: Schedule, issue_id: int) -> bool:
+        """Whether the issue may go out; a schedule with automatic approval approves it."""
+        if schedule.approval == "auto" and not self.publisher.is_approved(issue_id):
+            self.publisher.approve(issue_id)
+        return self.publisher.is_approved(issue_id)
+
+    async def _hold(
+        self, schedule: Schedule, slot_id: int, status: str, issue_id: int, key: str
+    ) -> SlotView | None:
+        """The slot came and the issue is not approved: hold it, and tell the editors once."""
+        if status == "held":
+            return None
+        view = self._set(slot_id, status="held", reason="waiting for approval")
+        await self._tell(
+            schedule,
+            f"Issue held for {key}: not approved",
+            f"The slot of {key} came and the issue is not approved, so it was not"
+            f" sent. Approve it and it goes out: mailer issues approve {issue_id}",
+        )
+        return view
+
+    async def _send(self, slot_id: int, issue_id: int) -> SlotView | None:
         with self._exclusive(slot_id) as mine:
             if not mine:
                 return None

@@ -50,7 +50,7 @@ def runtime(upgrade: bool = True) -> Iterator[Runtime]:
     settings = load_settings()
     try:
         rt = Runtime.build(settings, upgrade=upgrade)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001  (any failure to open it: a message and exit 1)
         raise fail(f"cannot open the database {settings.database_url!r}: {exc}", 1) from None
     try:
         with user_errors():

@@ -18,7 +18,7 @@ def db_upgrade() -> None:
     try:
         db.upgrade(engine)
         out.print(f"database at revision {db.current_revision(engine)}")
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001  (any failure: a message and exit 1, no traceback)
         raise fail(f"upgrade failed: {exc}", 1) from None
     finally:
         engine.dispose()

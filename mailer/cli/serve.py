@@ -43,7 +43,7 @@ def _service_runtime(dev: bool, log_json: bool, host: str | None = None) -> Runt
     logs.configure(log_json)
     try:
         return Runtime.build(settings, upgrade=True)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001  (any failure to open it: a message and exit 1)
         raise fail(f"cannot open the database: {exc}", 1) from None
 
 

@@ -178,19 +178,24 @@ async def _read(
     return await asyncio.to_thread(store)
 
 
+def _note_read(session: Session, calendar: Calendar, got: Fetched, now: datetime) -> None:
+    """When it was read and what it answered; a permanent redirect moves it (unless taken)."""
+    calendar.last_fetched_at, calendar.last_status = now, got.status
+    if got.moved_to and got.moved_to != calendar.url and len(got.moved_to) <= 2000:
+        taken = select(Calendar.id).where(
+            Calendar.list_id == calendar.list_id, Calendar.url == got.moved_to
+        )
+        if session.scalar(taken) is None:
+            calendar.url = got.moved_to
+
+
 def _store(
     session: Session, clock: Clock, list_slug: str, known: _Known, got: Fetched, now: datetime
 ) -> CalendarReport:
     """Apply one read to the calendar's health and, when it brought a document, import it."""
     calendar = session.get(Calendar, known.calendar_id) if known.calendar_id else None
     if calendar is not None:
-        calendar.last_fetched_at, calendar.last_status = now, got.status
-        if got.moved_to and got.moved_to != calendar.url and len(got.moved_to) <= 2000:
-            taken = select(Calendar.id).where(
-                Calendar.list_id == calendar.list_id, Calendar.url == got.moved_to
-            )
-            if session.scalar(taken) is None:
-                calendar.url = got.moved_to
+        _note_read(session, calendar, got, now)
     url = calendar.url if calendar is not None else known.url
 
     def failed(detail: str) -> CalendarReport:

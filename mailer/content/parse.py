@@ -172,7 +172,7 @@ def parse(
             sanitize_html=True,
             resolve_relative_uris=True,
         )
-    except Exception as exc:  # feedparser can trip on pathological input
+    except Exception as exc:  # noqa: BLE001  (feedparser can trip on pathological input)
         return ParsedFeed("", "", "", (), (f"could not read the document: {exc}",))
     if result.get("bozo"):
         problems.append(_describe(result.get("bozo_exception")))
@@ -186,7 +186,7 @@ def parse(
             break
         try:
             item = _item(entry, feed_url, site, summary_length)
-        except Exception as exc:  # one odd entry never loses the others
+        except Exception as exc:  # noqa: BLE001  (one odd entry never loses the others)
             problems.append(f"item {index + 1} skipped: {exc}")
             continue
         if item is not None:

@@ -170,7 +170,7 @@ class LedgerWriter:
     def _rollback(self) -> None:
         try:
             self._raw.rollback()
-        except Exception:  # the connection itself is gone: the next attempt takes a new one
+        except Exception:  # noqa: BLE001  (the connection is gone: the next attempt takes a new one)
             self._discard_raw()
 
     def _discard_raw(self) -> None:
@@ -233,7 +233,7 @@ class LedgerWriter:
         written = len(self._pending)
         try:
             moved = self._write_group(begins, written)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001  (any refusal keeps the replies for the next try)
             self._refused(begins, exc)
             return
         del self._pending[:written]  # durable only now

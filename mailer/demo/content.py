@@ -46,12 +46,17 @@ def _shift_feed_date(match: re.Match[str], shift: timedelta) -> str:
 
 def _shift_ics_date(match: re.Match[str], shift: timedelta) -> str:
     name, params, day, clock = match.groups()
+    # Wall-clock arithmetic on the written value: read as UTC, a shift never meets a DST change.
     if clock:
-        stamp = datetime.strptime(day + clock.rstrip("Z"), "%Y%m%dT%H%M%S") + shift
+        stamp = _wall(day + clock.rstrip("Z"), "%Y%m%dT%H%M%S") + shift
         value = stamp.strftime("%Y%m%dT%H%M%S") + ("Z" if clock.endswith("Z") else "")
     else:
-        value = (datetime.strptime(day, "%Y%m%d") + shift).strftime("%Y%m%d")
+        value = (_wall(day, "%Y%m%d") + shift).strftime("%Y%m%d")
     return f"{name}{params}:{value}"
+
+
+def _wall(text: str, form: str) -> datetime:
+    return datetime.strptime(text, form).replace(tzinfo=UTC)
 
 
 def freshen(source: Path, target: Path, shift: timedelta) -> list[Path]:

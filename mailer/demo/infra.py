@@ -33,7 +33,7 @@ class Outbox:
     paths: list[Path] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         with self.lock:
             rcpt = re.sub(r"[^a-z0-9.@-]", "_", envelope.rcpt_tos[0].lower())
             path = self.directory / f"{len(self.paths) + 1:04d}-{rcpt}.eml"

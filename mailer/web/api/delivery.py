@@ -61,7 +61,7 @@ class _Run:
     def _main(self) -> None:
         try:
             asyncio.run(self.runner.run())
-        except Exception as exc:  # shown by GET .../delivery
+        except Exception as exc:  # noqa: BLE001  (the thread's end, shown by GET .../delivery)
             self.error = f"{type(exc).__name__}: {exc}"
 
 

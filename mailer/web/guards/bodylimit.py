@@ -46,38 +46,43 @@ class BodyLimit:
             await _refuse(scope, send, limit)
             return
 
-        received = 0
-        refused = answered = started = False
-
-        async def limited_receive() -> Message:
-            nonlocal received, refused, answered
-            if refused:
-                return {"type": "http.disconnect"}
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    refused = True
-                    if not started:
-                        answered = True
-                        await _refuse(scope, send, limit)
-                    # What a client that went away looks like: the app stops reading.
-                    return {"type": "http.disconnect"}
-            return message
-
-        async def guarded_send(message: Message) -> None:
-            nonlocal started
-            if answered:
-                return  # the 413 was the answer; whatever the app says after it is dropped
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        metered = _Metered(scope, receive, send, limit)
         try:
-            await self.app(scope, limited_receive, guarded_send)
+            await self.app(scope, metered.receive, metered.send)
         except Exception:
-            if not answered:
+            if not metered.answered:
                 raise
+
+
+class _Metered:
+    """One request's body, counted as the app reads it and cut off once past the limit."""
+
+    def __init__(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        self.scope, self._receive, self._send, self.limit = scope, receive, send, limit
+        self.received = 0
+        self.refused = self.answered = self.started = False
+
+    async def receive(self) -> Message:
+        if self.refused:
+            return {"type": "http.disconnect"}
+        message = await self._receive()
+        if message["type"] == "http.request":
+            self.received += len(message.get("body", b""))
+            if self.received > self.limit:
+                self.refused = True
+                if not self.started:
+                    self.answered = True
+                    await _refuse(self.scope, self._send, self.limit)
+                # What a client that went away looks like: the app stops reading.
+                return {"type": "http.disconnect"}
+        return message
+
+    async def send(self, message: Message) -> None:
+        if self.answered:
+            return  # the 413 was the answer; whatever the app says after it is dropped
+        if message["type"] == "http.response.start":
+            self.started = True
+        await self._send(message)
 
 
 async def _refuse(scope: Scope, send: Send, limit: int) -> None:
