@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from mailer.content.issue_content import EventEntry, Highlight, IssueContent, NewsEntry, Section
+from tests.helpers import DATA
 
-DATA = Path(__file__).parent / "data"
 FEEDS = DATA / "feeds"
 ICS = DATA / "ics"
 

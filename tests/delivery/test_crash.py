@@ -22,7 +22,7 @@ from mailer.delivery.models import Delivery
 from tests.conftest import SMTPServer
 from tests.delivery_fixtures import approved_issue, subscribe
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CONNECTIONS = 3
 
 

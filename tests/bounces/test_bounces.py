@@ -25,8 +25,9 @@ from mailer.cli import app
 from tests.attack_fixtures import newsletter
 from tests.conftest import SECRET, SMTPServer, free_port
 from tests.delivery_fixtures import subscribe
+from tests.helpers import DATA
 
-SAMPLES = Path(__file__).parent / "data" / "bounces"
+SAMPLES = DATA / "bounces"
 VERP_ADA = "bounces+s1-i1-fd3611c28c@bounces.example.org"  # subscriber 1, issue 1
 
 EXPECTED = {

@@ -20,8 +20,9 @@ from tests.delivery_fixtures import (  # noqa: F401  (picky_server is a fixture)
     picky_server_fixture,
     subscribe,
 )
+from tests.helpers import DATA
 
-DATA = Path(__file__).parent / "data" / "bounces"
+BOUNCES = DATA / "bounces"
 
 
 def test_retry_job_finishes_a_campaign_left_waiting(
@@ -65,7 +66,7 @@ def test_bounce_job_reads_the_maildir_and_suppresses(
     settings: Settings, clock, make_list: Callable[..., str], tmp_path: Path, smtp_server
 ) -> None:
     box = mailbox.Maildir(str(tmp_path / "bounces"), create=True)
-    raw = (DATA / "postfix_dsn_user_unknown.eml").read_bytes()
+    raw = (BOUNCES / "postfix_dsn_user_unknown.eml").read_bytes()
     box.add(raw)
     rt = Runtime.build(
         settings.model_copy(update={"bounce_maildir": str(tmp_path / "bounces")}), clock=clock

@@ -1,3 +1,5 @@
+"""A first look: the subscribe page of a list answers."""
+
 from starlette.testclient import TestClient
 
 

@@ -21,8 +21,9 @@ from tests.consent_fixtures import (
     unsubscribe,
     verify,
 )
+from tests.helpers import DATA
 
-MIXED = Path(__file__).parent / "data" / "import-mixed.csv"
+MIXED = DATA / "import-mixed.csv"
 
 
 def _counts(runtime: Runtime) -> tuple[int, int, int]:

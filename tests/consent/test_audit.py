@@ -6,7 +6,6 @@ import csv
 import io
 import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from jsonschema import Draft202012Validator
@@ -26,10 +25,9 @@ from tests.consent_fixtures import (
     subscribe,
     unsubscribe,
 )
+from tests.helpers import DATA
 
-SCHEMA = json.loads(
-    (Path(__file__).parent / "data" / "kantara-receipt-v1.1.schema.json").read_text()
-)
+SCHEMA = json.loads((DATA / "kantara-receipt-v1.1.schema.json").read_text())
 GRACE = "grace.hopper@example.org"
 BOB = "bob@example.org"
 
