@@ -327,7 +327,7 @@ def main() -> int:
             print(
                 f"(c) full campaign (SQLite):           {c['rate']:8.0f} msg/s"
                 f"  ({c['sent']:.0f} sent in {c['seconds']:.1f} s; best of {ROUNDS} each;"
-                " wire-form DATA, mailer/wire.py)"
+                " wire-form DATA, mailer/delivery/wire.py)"
             )
             print(
                 f"    c/b = {c['rate'] / b:.0%} (target >= 80%)   c/a = {c['rate'] / a:.0%}"

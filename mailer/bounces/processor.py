@@ -1,7 +1,7 @@
 """Bounces and complaints acted on: hard bounces and complaints suppress at once, soft
 bounces are counted (N within M days suppress), auto-replies are ignored.
 
-Only a report proved to be about a copy we sent acts on anyone (mailer.bounce_ties:
+Only a report proved to be about a copy we sent acts on anyone (mailer.bounces.ties:
 our signed VERP address, or a quoted Message-ID or unsubscribe token of a copy to
 the address it names). Any other bounce or complaint suppresses nobody; it is
 recorded in `unmatched_reports` (the named addresses as keyed hashes only) for

@@ -3,7 +3,7 @@
 Times are stored in UTC with the event's own time zone beside them; an issue shows
 them in the list's time zone. A recurring series keeps its iCalendar text (its
 VEVENTs and VTIMEZONEs) and is expanded with recurring-ical-events within the
-window an issue asks for. Importing from iCalendar is in `mailer.event_import`.
+window an issue asks for. Importing from iCalendar is in `mailer.content.ical`.
 """
 
 from __future__ import annotations

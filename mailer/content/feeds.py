@@ -1,6 +1,6 @@
 """News feeds of a list: add and list them, fetch them all, store deduplicated items.
 
-Fetching (`mailer.feed_fetch`) and parsing (`mailer.feed_parse`) are apart; this
+Fetching (`mailer.content.fetch`) and parsing (`mailer.content.parse`) are apart; this
 module joins them to the database. Items are deduplicated across the feeds of a
 list by GUID, then canonical link, then content hash; a GUID that is not globally
 unique (no scheme or tag, e.g. "102") only matches within its own feed. A feed

@@ -1,8 +1,8 @@
 """iCalendar import for project events: add or update the events of a document by UID.
 
 Components sharing a UID (a series and its moved instances) are kept together as
-the series' iCalendar text, which `mailer.events.occurrences` expands on use.
-Reading a calendar (URL or file) belongs to `mailer.calendars`, through the feed fetcher.
+the series' iCalendar text, which `mailer.content.events.occurrences` expands on use.
+Reading a calendar (URL or file) belongs to `mailer.content.calendars`, through the feed fetcher.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 per reader (greeting, unsubscribe and preferences links), checks the MJML, compiles
 it once, and splits both parts at the slots. `CompiledIssue.personalise` then only
 joins strings: no template, no MJML compiler. The campaign's Composer
-(mailer.composer) turns the same parts into each reader's message bytes.
+(mailer.delivery.composer) turns the same parts into each reader's message bytes.
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def compile_issue(renderer: Renderer, content: IssueContent) -> CompiledIssue:
     nonce = secrets.token_hex(8)  # content cannot guess, so cannot forge, a slot
     tokens = {slot: f"mailer-slot-{nonce}-{slot.replace('_', '-')}" for slot in SLOTS}
     source, text = render_sources(renderer, content, tokens)
-    html = renderer.compile(source, TEMPLATE)  # checked first (mailer.mjml_check)
+    html = renderer.compile(source, TEMPLATE)  # checked first (mailer.mail.mjml_check)
     return CompiledIssue(
         issue_id=content.issue_id,
         number=content.number,

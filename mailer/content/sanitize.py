@@ -4,7 +4,7 @@ nh3 (ammonia) does the sanitising; only the cutting and the HTML-to-text walk ar
 written here, on the standard library's HTMLParser, because no library cuts HTML
 at a word boundary while keeping its tags balanced. The rule of which query
 parameters only track the reader lives here too (`is_tracking`): feed links lose
-them, and deduplication (mailer.feed_parse.canonical_link) ignores them.
+them, and deduplication (mailer.content.parse.canonical_link) ignores them.
 """
 
 from __future__ import annotations

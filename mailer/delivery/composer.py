@@ -1,7 +1,7 @@
 """Each reader's message of an issue, as bytes: compiled once, spliced per reader, signed.
 
-The compiled issue (mailer.newsletter) is already split at its per-reader slots;
-here those pieces become a quoted-printable MIME skeleton once (mailer.skeleton),
+The compiled issue (mailer.content.newsletter) is already split at its per-reader slots;
+here those pieces become a quoted-printable MIME skeleton once (mailer.delivery.skeleton),
 and each reader costs two signed tokens, a few header lines and a join.
 """
 
@@ -99,7 +99,7 @@ class Composer:
         data = self.skeleton.message(
             date=self.date(now),
             # The stored address, the name shown literally: the same address the
-            # envelope names (mailer.delivery), never one read back from a header.
+            # envelope names (mailer.delivery.runner), never one read back from a header.
             to=messages.format_recipient(recipient.email, recipient.name),
             message_id=message_id,
             headers=[("List-Unsubscribe", f"<{unsubscribe_url}>")],

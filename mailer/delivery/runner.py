@@ -1,9 +1,9 @@
 """The campaign runner: an approved issue to every consenting subscriber, exactly once.
 
 `send_issue` claims the issue, turns rows a crash left in `sending` into
-`uncertain`, streams the owed recipients batch by batch (mailer.recipients),
+`uncertain`, streams the owed recipients batch by batch (mailer.delivery.recipients),
 and has `concurrency` workers compose, record and send each copy through the
-pooled engine (mailer.pool). Deferred copies come back when due; the run waits
+pooled engine (mailer.delivery.pool). Deferred copies come back when due; the run waits
 for them up to `retry_linger` seconds, then leaves the campaign `waiting` for a
 later run. The issue is marked sent only when no copy is owed any more. When
 more than `pause_error_rate` of the last attempts failed, the run pauses itself;

@@ -62,7 +62,7 @@ class Part:
     def from_parts(
         cls, subtype: str, parts: Sequence[str], escape: Callable[[str], str] = str
     ) -> Part:
-        """From [literal, slot, literal, ..., literal], as mailer.newsletter compiles them."""
+        """From [literal, slot, literal, ..., literal], as mailer.content.newsletter makes them."""
         fragments = tuple(qp(piece) for piece in parts[0::2])
         return cls(cls._head(subtype), fragments, tuple(parts[1::2]), escape)
 
@@ -107,7 +107,7 @@ class Skeleton:
     ) -> Skeleton:
         """`markers` maps literal placeholder text in both parts to slot names; parts
         already split (Part.from_parts) are taken as they are. `headers` holds values
-        built by mailer.headers or internal ASCII values (URLs, fixed words)."""
+        built by mailer.mail.headers or internal ASCII values (URLs, fixed words)."""
         markers = markers or {}
         head = _line("From", sender.header("From"))
         head += _line("Subject", unstructured("Subject", subject))
@@ -135,7 +135,7 @@ class Skeleton:
         headers: Sequence[tuple[str, str]] = (),
         values: Mapping[str, str] | None = None,
     ) -> bytes:
-        """The whole message for one recipient. `to` is a value from mailer.headers
+        """The whole message for one recipient. `to` is a value from mailer.mail.headers
         (Mailbox.header); `message_id` and header values are internal ASCII values.
         Each is checked again here."""
         values = values or {}

@@ -1,6 +1,6 @@
 """RFC 5322 messages as pure functions: headers, MIME structure, list headers.
 
-Address, name and subject headers are encoded by mailer.headers and stored in the
+Address, name and subject headers are encoded by mailer.mail.headers and stored in the
 message as they are (never parsed again by the email package), so no value can
 add a recipient, a header or a body; internal values (tokens, ids, URLs) pass
 `header_safe`, which refuses CR, LF and NUL rather than stripping them.
@@ -103,8 +103,8 @@ def build_message(
 ) -> EmailMessage:
     """A multipart/alternative message: text/plain first, text/html last (RFC 2046).
 
-    `headers` holds values built by mailer.headers (List-Id) or internal ASCII values
-    (URLs, fixed words), written as given once mailer.headers.line has checked them.
+    `headers` holds values built by mailer.mail.headers (List-Id) or internal ASCII values
+    (URLs, fixed words), written as given once mailer.mail.headers.line has checked them.
     """
     message = EmailMessage(policy=MAIL_POLICY)
     fields = [

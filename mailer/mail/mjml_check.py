@@ -4,7 +4,7 @@ mjml-python compiles whatever it is given: it drops unknown attributes and passe
 unknown tags through as raw HTML, so a typo in a template would silently change
 the mail. This walks the MJML (stdlib HTMLParser, which tolerates the HTML inside
 mj-text) and raises `TemplateError` naming the first problem. The tables follow
-the MJML 4 documentation for the components we may use. `mailer.render` runs this
+the MJML 4 documentation for the components we may use. `mailer.mail.render` runs this
 check before every compile, so no template reaches a mail unchecked.
 """
 

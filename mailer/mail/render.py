@@ -3,7 +3,7 @@
 `render("email/confirm", context)` reads `templates/email/confirm.mjml.j2` for the
 HTML part and `templates/email/confirm.txt.j2` for the text part; the text is
 written as text, not derived by stripping tags from the HTML. Every MJML source
-passes `mailer.mjml_check` before it is compiled, transactional mails and the
+passes `mailer.mail.mjml_check` before it is compiled, transactional mails and the
 newsletter alike: mjml-python alone would drop a mistyped attribute silently.
 """
 

@@ -56,7 +56,7 @@ def page(request: Request, template: str, context: dict[str, Any], status: int =
     )
     csrf.set_cookie(response, cookie, secure=runtime.settings.base_url.startswith("https"))
     response.headers["Cache-Control"] = "no-store"
-    # The rest of the security headers are set for every response by mailer.web.headers.
+    # The rest of the security headers are set for every response by mailer.web.guards.headers.
     response.headers["Content-Security-Policy"] = (
         "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none';"
         " frame-ancestors 'none'"

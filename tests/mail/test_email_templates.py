@@ -17,7 +17,7 @@ LAYOUT = {
     "controller_contact": "dpo@example.org",
     "name": "Ada",
 }
-# The context each transactional template is rendered with (as mailer.transactional builds it).
+# The context each transactional template is rendered with (as mailer.mail.transactional builds it).
 CONTEXTS: dict[str, dict[str, Any]] = {
     "email/confirm": {
         **LAYOUT,

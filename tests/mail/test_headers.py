@@ -128,7 +128,7 @@ def _newsletter(test: bool) -> Build:
         composer = Composer(compiled(subject, list_name), SETTINGS, CONSENT, test=test)
         recipient = Recipient(1, 42, REF, address, "" if test else name)
         data = composer.compose(recipient, composer.message_id(), CLOCK.now())
-        # As mailer.delivery and send_test build the envelope: the stored address.
+        # As mailer.delivery.runner and send_test build the envelope: the stored address.
         return headers.mail_address(recipient.email), data
 
     return build
