@@ -18,13 +18,15 @@ test: $(STAMP)
 	$(BIN)/pytest -q
 
 check: $(STAMP)
-	$(BIN)/ruff format --check mailer consent tests benchmarks
-	$(BIN)/ruff check mailer consent tests benchmarks
-	$(BIN)/mypy mailer consent
+	$(BIN)/ruff format --check mailer consent tests benchmarks tools
+	$(BIN)/ruff check mailer consent tests benchmarks tools
+	$(BIN)/mypy mailer consent tools
+	$(BIN)/lint-imports
+	$(BIN)/python tools/import_cycles.py
 
 format: $(STAMP)
-	$(BIN)/ruff format mailer consent tests benchmarks
-	$(BIN)/ruff check --fix mailer consent tests benchmarks
+	$(BIN)/ruff format mailer consent tests benchmarks tools
+	$(BIN)/ruff check --fix mailer consent tests benchmarks tools
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

@@ -72,10 +72,10 @@ def prepare(path: Path, subscribers: int) -> int:
     from consent.clock import FrozenClock
     from consent.lists import ListSpec, create_list
     from consent.models import Subscriber, Subscription
-    from mailer import curation
-    from mailer.models import FeedItem
-    from mailer.runtime import Runtime
-    from mailer.settings import Settings
+    from mailer.app.settings import Settings
+    from mailer.app.wiring import Runtime
+    from mailer.content import curation
+    from mailer.content.models import FeedItem
 
     settings = Settings(
         _env_file=None,
@@ -161,12 +161,12 @@ def prepare(path: Path, subscribers: int) -> int:
 def sample_message(path: Path, issue_id: int) -> bytes:
     """One reader's message of the issue: what the bare loop sends over and over."""
     from consent.clock import FrozenClock
-    from mailer.composer import Composer
-    from mailer.models import Issue
-    from mailer.newsletter import CompiledIssue
-    from mailer.recipients import Recipient
-    from mailer.runtime import Runtime
-    from mailer.settings import Settings
+    from mailer.app.settings import Settings
+    from mailer.app.wiring import Runtime
+    from mailer.content.models import Issue
+    from mailer.content.newsletter import CompiledIssue
+    from mailer.delivery.composer import Composer
+    from mailer.delivery.recipients import Recipient
 
     settings = Settings(
         _env_file=None,
@@ -237,9 +237,8 @@ async def _bare(port: int, count: int, connections: int, data: bytes) -> float:
 
 def campaign(path: Path, issue_id: int, port: int, connections: int) -> dict[str, float]:
     """The full campaign in this process: its rate and this process's peak memory."""
-    from mailer.delivery import CampaignRunner
-    from mailer.runtime import Runtime
-    from mailer.settings import Settings
+    from mailer.app.settings import Settings
+    from mailer.app.wiring import Runtime
 
     settings = Settings(
         _env_file=None,
@@ -253,7 +252,7 @@ def campaign(path: Path, issue_id: int, port: int, connections: int) -> dict[str
     )
     rt = Runtime.build(settings)
     started = time.perf_counter()
-    summary = asyncio.run(CampaignRunner(rt, issue_id).run())
+    summary = asyncio.run(rt.campaign(issue_id).run())
     elapsed = time.perf_counter() - started
     rt.close()
     sent = summary.counts.get("sent", 0)
@@ -328,7 +327,7 @@ def main() -> int:
             print(
                 f"(c) full campaign (SQLite):           {c['rate']:8.0f} msg/s"
                 f"  ({c['sent']:.0f} sent in {c['seconds']:.1f} s; best of {ROUNDS} each;"
-                " wire-form DATA, mailer/wire.py)"
+                " wire-form DATA, mailer/delivery/wire.py)"
             )
             print(
                 f"    c/b = {c['rate'] / b:.0%} (target >= 80%)   c/a = {c['rate'] / a:.0%}"

@@ -21,10 +21,10 @@ from typing import Any
 
 from consent.clock import FrozenClock
 from consent.imports import import_csv
-from consent.ledger import verify
 from consent.lists import ListSpec, create_list
-from mailer.runtime import Runtime
-from mailer.settings import Settings
+from consent.verification import verify
+from mailer.app.settings import Settings
+from mailer.app.wiring import Runtime
 
 SIZES = (20_000, 100_000)
 TARGET_SECONDS = 60.0

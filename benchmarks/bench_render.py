@@ -10,9 +10,9 @@ from __future__ import annotations
 import statistics
 import time
 
-from mailer.issue_content import EventEntry, Highlight, IssueContent, NewsEntry, Section
-from mailer.newsletter import compile_issue
-from mailer.render import Renderer
+from mailer.content.issue_content import EventEntry, Highlight, IssueContent, NewsEntry, Section
+from mailer.content.newsletter import compile_issue
+from mailer.mail.render import Renderer
 
 ENTRIES = 40
 READERS = 20_000

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -19,10 +19,8 @@ from consent.models import (
     Subscription,
     Suppression,
 )
+from consent.subject_data import SubjectData
 from consent.suppression import address_hmac
-
-if TYPE_CHECKING:
-    from consent.rights import SubjectData
 
 FORMAT = "mailer.subject-export/1"
 

@@ -10,7 +10,7 @@ MAX_ADDRESS = 254
 MAX_NAME = 200
 # Line breaks and other controls (C0, DEL, C1), Unicode line and paragraph
 # separators, and lone surrogates (which JSON can carry): never part of a name,
-# subject or label, and refused by the header builder too (mailer.headers).
+# subject or label, and refused by the header builder too (mailer.mail.headers).
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 
 

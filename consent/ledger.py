@@ -15,16 +15,13 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from sqlalchemy import RowMapping, Table, insert, select, text
 from sqlalchemy.orm import Session
 
 from consent.clock import utc
 from consent.models import ConsentEvent, EventDetail
-
-if TYPE_CHECKING:
-    from consent.verification import Verification
 
 GENESIS = "0" * 64
 SUBJECT_WIDE = "*"  # the list of events about a person rather than one list (erased, rectified)
@@ -218,10 +215,3 @@ def stream(session: Session, batch: int = 2000, where: Any = None) -> Iterator[R
 def event_by(session: Session, column: str, value: str) -> RowMapping | None:
     """The event whose `column` (hash or prev_hash) has this value, if any."""
     return session.execute(select(_EVENTS).where(_EVENTS.c[column] == value)).mappings().first()
-
-
-def verify(session: Session, **options: Any) -> Verification:
-    """Recompute the chain and name the first bad event (see `consent.verification`)."""
-    from consent.verification import verify as run
-
-    return run(session, **options)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -20,9 +19,7 @@ from consent import tokens
 from consent.addresses import clean_name
 from consent.lists import get_list
 from consent.models import MailingList, Status, Subscriber, Subscription
-
-if TYPE_CHECKING:
-    from consent.workflow import Announcement, ConsentService, Evidence
+from consent.workflow import Announcement, ConsentService, Evidence, Unsubscribed
 
 
 @dataclass(frozen=True)
@@ -110,8 +107,6 @@ def update(
     service: ConsentService, token: str, wanted: set[str], name: str | None, evidence: Evidence
 ) -> tuple[Preferences, tuple[Announcement, ...]]:
     """Leave the lists not in `wanted`, ask to join the new ones (double opt-in)."""
-    from consent.workflow import Unsubscribed
-
     display = clean_name(name) if name is not None else None
     announcements: list[Announcement] = []
     with service.sessions.begin() as session:
@@ -141,7 +136,10 @@ def update(
 
 
 def subscribers(
-    service: ConsentService, list_slug: str, status: Status | None, limit: int | None
+    service: ConsentService,
+    list_slug: str,
+    status: Status | None = None,
+    limit: int | None = None,
 ) -> list[SubscriberRow]:
     """Who is on a list, in which state (the subscription's: suppression moves it too)."""
     with service.sessions() as session:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session, selectinload
@@ -21,6 +21,7 @@ from consent.models import (
     Subscriber,
     Subscription,
 )
+from consent.subject_data import SubjectData
 from consent.suppression import EVERY_LIST, address_hmac, suppress
 from consent.workflow import ConsentService, Evidence, record_ip
 
@@ -30,16 +31,6 @@ ERASED = "erased"
 
 class UnknownSubject(LookupError):
     """No one with this address (or reference) is known."""
-
-
-class SubjectData(Protocol):
-    """A section of what another domain holds about a person, for export and erasure."""
-
-    name: str
-
-    def export(self, session: Session, subject_ref: str, email: str) -> Any: ...
-
-    def erase(self, session: Session, subject_ref: str, email: str) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from consent import ledger, preferences, tokens
+from consent import ledger, tokens
 from consent.addresses import InvalidInput, clean_name, normalise_address
 from consent.clock import Clock
 from consent.lists import get_list
@@ -43,7 +43,7 @@ from consent.models import ConsentEvent, MailingList, Status, Subscriber, Subscr
 from consent.suppression import address_hmac, lift
 
 if TYPE_CHECKING:
-    from consent.preferences import Preferences, SubscriberRow
+    pass
 
 __all__ = [
     "EVENT_KIND",
@@ -427,18 +427,3 @@ class ConsentService:
                     )
                 )
         return tuple(announcements)
-
-    # -- preferences and operator views (consent.preferences) ----------------
-
-    def preferences(self, token: str) -> Preferences:
-        return preferences.show(self, token)
-
-    def update_preferences(
-        self, token: str, wanted: set[str], name: str | None, evidence: Evidence
-    ) -> tuple[Preferences, tuple[Announcement, ...]]:
-        return preferences.update(self, token, wanted, name, evidence)
-
-    def subscribers(
-        self, list_slug: str, status: Status | None = None, limit: int | None = None
-    ) -> list[SubscriberRow]:
-        return preferences.subscribers(self, list_slug, status, limit)

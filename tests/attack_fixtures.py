@@ -8,8 +8,7 @@ from email.message import EmailMessage
 
 from starlette.testclient import TestClient
 
-from mailer.delivery import CampaignRunner
-from mailer.runtime import Runtime
+from mailer.app.wiring import Runtime
 from tests.conftest import Received, SMTPServer
 from tests.delivery_fixtures import approved_issue
 from tests.helpers import csrf_token, links, path_of
@@ -32,7 +31,7 @@ def newsletter(runtime: Runtime, smtp_server: SMTPServer) -> dict[str, Received]
     """Send an approved issue to every active subscriber; each one's copy as received."""
     issue_id = approved_issue(runtime)
     before = len(smtp_server.received)
-    summary = asyncio.run(CampaignRunner(runtime, issue_id).run())
+    summary = asyncio.run(runtime.campaign(issue_id).run())
     assert summary.state == "finished", summary
     return {r.rcpt_tos[0]: r for r in smtp_server.received[before:]}
 

@@ -23,9 +23,9 @@ from starlette.testclient import TestClient
 from consent.clock import FrozenClock
 from consent.lists import ListSpec, create_list
 from consent.models import Base
-from mailer import db
-from mailer.runtime import Runtime
-from mailer.settings import Settings
+from mailer.app import db
+from mailer.app.settings import Settings
+from mailer.app.wiring import Runtime
 
 POSTGRES_URL = os.environ.get("MAILER_TEST_POSTGRES_URL")
 SECRET = "test-secret-key-0123456789abcdef0123456789"
@@ -73,7 +73,7 @@ class RecordingHandler:
     received: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         with self.lock:
             self.received.append(
                 Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.content))
@@ -229,7 +229,7 @@ def make_list(runtime: Runtime) -> Callable[..., str]:
 
 @pytest.fixture
 def client(runtime: Runtime) -> Iterator[TestClient]:
-    from mailer.web import create_app
+    from mailer.web.app import create_app
 
     with TestClient(
         create_app(runtime), base_url="https://news.example.org", client=("203.0.113.7", 50000)

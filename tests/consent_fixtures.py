@@ -14,10 +14,10 @@ from click.testing import Result
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from consent import ledger
+from consent import verification
 from consent.workflow import ConfirmationRequested, Evidence
+from mailer.app.wiring import Runtime
 from mailer.cli import app
-from mailer.runtime import Runtime
 
 ADA = "Ada.Lovelace@Example.org"  # typed in mixed case: stored lower-cased
 ADA_KEY = "ada.lovelace@example.org"
@@ -56,9 +56,9 @@ def sql(runtime: Runtime, statement: str, **params: Any) -> list[Any]:
         return list(result) if result.returns_rows else []
 
 
-def verify(runtime: Runtime, **kwargs: Any) -> ledger.Verification:
+def verify(runtime: Runtime, **kwargs: Any) -> verification.Verification:
     with runtime.sessions() as session:
-        return ledger.verify(session, **kwargs)
+        return verification.verify(session, **kwargs)
 
 
 @pytest.fixture(name="cyber")

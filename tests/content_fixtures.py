@@ -10,9 +10,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from mailer.issue_content import EventEntry, Highlight, IssueContent, NewsEntry, Section
+from mailer.content.issue_content import EventEntry, Highlight, IssueContent, NewsEntry, Section
+from tests.helpers import DATA
 
-DATA = Path(__file__).parent / "data"
 FEEDS = DATA / "feeds"
 ICS = DATA / "ics"
 
@@ -65,7 +65,7 @@ def serve_feeds() -> Iterator[FeedServer]:
     state = FeedServer(port=0)
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             request = Request(self.path, {k.lower(): v for k, v in self.headers.items()})
             state.requests.append(request)
             route = state.routes.get(self.path)

@@ -16,8 +16,8 @@ from aiosmtpd.controller import Controller
 
 from consent.clock import FrozenClock
 from consent.workflow import ConfirmationRequested, Evidence
-from mailer import curation
-from mailer.runtime import Runtime
+from mailer.app.wiring import Runtime
+from mailer.content import curation
 from tests.conftest import Received, free_port
 
 FORM = Evidence(method="double-opt-in", source="form:/subscribe/cyber-news", ip="203.0.113.9")
@@ -83,7 +83,7 @@ class PickyHandler:
         server: Any,
         session: Any,
         envelope: Any,
-        address: str,  # noqa: N802
+        address: str,
         options: Any,
     ) -> str:
         with self.lock:
@@ -101,7 +101,7 @@ class PickyHandler:
         server: Any,
         session: Any,
         envelope: Any,
-        address: str,  # noqa: N802
+        address: str,
         options: Any,
     ) -> str:
         with self.lock:
@@ -114,7 +114,7 @@ class PickyHandler:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         with self.lock:
             self.received.append(
                 Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.content))

@@ -8,7 +8,9 @@ from email.header import decode_header, make_header
 from email.message import EmailMessage
 from email.policy import compat32
 from email.utils import getaddresses
+from pathlib import Path
 
+DATA = Path(__file__).parent / "data"  # files the tests read (feeds, bounces, CSV, schemas)
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 LINK = re.compile(r"https://news\.example\.org/[^\s\"<>')]+")
 

@@ -1,5 +1,1 @@
-"""The ASGI app: public consent pages and the admin API."""
-
-from mailer.web.app import create_app
-
-__all__ = ["create_app"]
+"""The web edge: public pages and self-service, the admin API, guards around the app."""

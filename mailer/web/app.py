@@ -8,17 +8,18 @@ from fastapi import FastAPI
 from fastapi.templating import Jinja2Templates
 from starlette.types import ASGIApp
 
-from mailer.render import TEMPLATES
-from mailer.runtime import Runtime
-from mailer.web import api, api_delivery, api_issues, docs, errors, health, pages, selfservice
-from mailer.web.auth import AdminGate
-from mailer.web.bodylimit import BodyLimit
-from mailer.web.headers import SecurityHeaders
-from mailer.web.origin import FormOrigin
+from mailer.app.wiring import Runtime
+from mailer.mail.render import TEMPLATES
+from mailer.web import docs, errors, health, pages, selfservice
+from mailer.web.api import delivery, issues, lists
+from mailer.web.guards.admin import AdminGate
+from mailer.web.guards.bodylimit import BodyLimit
+from mailer.web.guards.headers import SecurityHeaders
+from mailer.web.guards.origin import FormOrigin
 from mailer.web.ratelimit import RequestLimits
 
 if TYPE_CHECKING:
-    from mailer.service import Service
+    from mailer.service.lifecycle import Service
 
 
 class MailerApp(FastAPI):
@@ -59,9 +60,9 @@ def create_app(runtime: Runtime, service: Service | None = None) -> FastAPI:
         pages.router,
         selfservice.router,
         health.router,
-        api.router,
-        api_issues.router,
-        api_delivery.router,
+        lists.router,
+        issues.router,
+        delivery.router,
     ):
         app.include_router(router)
     docs.install(app)

@@ -6,7 +6,7 @@ the cookie is that session. What defeats a double-submit is an attacker who can
 plant the cookie (from a sibling sub-domain, or over plain http), so on https
 the cookie carries the `__Host-` prefix, which browsers accept only from this
 very origin, over TLS, for the whole path. The Origin / Sec-Fetch-Site check in
-`mailer/web/origin.py` is a second, independent layer. The RFC 8058 one-click
+`mailer/web/guards/origin.py` is a second, independent layer. The RFC 8058 one-click
 endpoint is deliberately exempt from both: mail providers post to it with no
 cookie at all.
 """

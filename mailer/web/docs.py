@@ -1,7 +1,7 @@
 """/api/docs: Swagger UI served from the package, so the page loads nothing from a third party.
 
 The assets are swagger-ui-dist (Apache-2.0), vendored under
-`mailer/assets/swagger-ui/` with their licence (see VENDORED.md there). The
+`mailer/web/static/swagger-ui/` with their licence (see VENDORED.md there). The
 page's scripts are all same-origin files, so its policy allows no inline
 script; the validator badge (an image from swagger.io) is turned off.
 """
@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets" / "swagger-ui"
+ASSETS = Path(__file__).resolve().parent / "static" / "swagger-ui"
 DOCS_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline';"
     " img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none';"

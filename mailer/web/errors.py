@@ -15,7 +15,7 @@ from consent.addresses import InvalidInput
 from consent.lists import ListExists, UnknownList
 from consent.preferences import PreferencesExpired
 from consent.tokens import TokenExpired, TokenInvalid
-from mailer.messages import HeaderInjection
+from mailer.mail.messages import HeaderInjection
 from mailer.web.csrf import CSRFError
 
 log = logging.getLogger(__name__)

@@ -6,8 +6,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from mailer import db
-from mailer.runtime import Runtime
+from mailer.app import db
+from mailer.app.wiring import Runtime
 
 router = APIRouter()
 

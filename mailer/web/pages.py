@@ -17,8 +17,10 @@ from starlette.requests import ClientDisconnect
 
 from consent import tokens
 from consent.addresses import InvalidInput
+from consent.preferences import show as show_preferences
+from consent.preferences import update as update_preferences
 from consent.workflow import Evidence
-from mailer.runtime import Runtime
+from mailer.app.wiring import Runtime
 from mailer.web import csrf
 from mailer.web.errors import error_response, wants_json
 from mailer.web.ratelimit import ClientLimits, KeyedLimits, RequestLimits
@@ -54,7 +56,7 @@ def page(request: Request, template: str, context: dict[str, Any], status: int =
     )
     csrf.set_cookie(response, cookie, secure=runtime.settings.base_url.startswith("https"))
     response.headers["Cache-Control"] = "no-store"
-    # The rest of the security headers are set for every response by mailer.web.headers.
+    # The rest of the security headers are set for every response by mailer.web.guards.headers.
     response.headers["Content-Security-Policy"] = (
         "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none';"
         " frame-ancestors 'none'"
@@ -268,7 +270,7 @@ async def unsubscribe(request: Request, token: str) -> Response:
 
 
 def _preferences_context(runtime: Runtime, token: str) -> dict[str, Any]:
-    prefs = runtime.consent.preferences(token)
+    prefs = show_preferences(runtime.consent, token)
     return {"prefs": prefs, "token": token, "saved": False}
 
 
@@ -289,7 +291,8 @@ async def preferences(request: Request, token: str) -> Response:
     wanted = {str(v) for v in form.getlist("lists")}
     name = form.get("name")
     prefs, announcements = await run_in_threadpool(
-        runtime.consent.update_preferences,
+        update_preferences,
+        runtime.consent,
         token,
         wanted,
         str(name) if name is not None else None,

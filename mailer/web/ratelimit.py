@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from aiolimiter import AsyncLimiter
 
-from mailer.settings import Settings, parse_rate
+from mailer.app.settings import Settings, parse_rate
 
 
 def client_key(host: str | None) -> str:

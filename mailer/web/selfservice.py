@@ -21,8 +21,7 @@ from consent import preferences, tokens
 from consent.addresses import InvalidInput, normalise_address
 from consent.rights import SELF_SERVICE_TTL, AccessLinkRequested, SubjectRights
 from consent.workflow import Evidence
-from mailer import subject_data
-from mailer.runtime import Runtime
+from mailer.app.wiring import Runtime
 from mailer.web import csrf
 from mailer.web.errors import error_response
 from mailer.web.pages import page, read_form
@@ -41,7 +40,7 @@ def _runtime(request: Request) -> Runtime:
 
 def _rights(request: Request) -> SubjectRights:
     runtime = _runtime(request)
-    return SubjectRights(runtime.consent, subject_data.contributions(runtime))
+    return runtime.rights()
 
 
 def _evidence(request: Request, source: str) -> Evidence:

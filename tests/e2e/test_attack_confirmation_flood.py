@@ -9,7 +9,7 @@ from datetime import timedelta
 from starlette.testclient import TestClient
 
 from consent.clock import FrozenClock
-from mailer.runtime import Runtime
+from mailer.app.wiring import Runtime
 from tests.conftest import CYBER, SMTPServer
 from tests.consent_fixtures import sql
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from mailer.runtime import Runtime
+from mailer.app.wiring import Runtime
 from tests.conftest import Received, SMTPServer
 from tests.consent_fixtures import cli_fixture, sql  # noqa: F401  (the `cli` fixture)
 from tests.delivery_fixtures import subscribe as subscribe_active

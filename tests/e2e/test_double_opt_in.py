@@ -8,8 +8,9 @@ from collections.abc import Callable
 import pytest
 from starlette.testclient import TestClient
 
+from consent import preferences
 from consent.models import Status
-from mailer.runtime import Runtime
+from mailer.app.wiring import Runtime
 from tests.conftest import SMTPServer
 from tests.helpers import csrf_token, links, parts, path_of
 
@@ -17,7 +18,7 @@ ADDRESS = "ada@example.org"
 
 
 def status_of(runtime: Runtime, email: str, slug: str = "cyber-news") -> str | None:
-    rows = [r for r in runtime.consent.subscribers(slug) if r.email == email]
+    rows = [r for r in preferences.subscribers(runtime.consent, slug) if r.email == email]
     return rows[0].status if rows else None
 
 
@@ -284,7 +285,7 @@ def test_hostile_subscribe_input_is_refused_and_stores_nothing(
     response = subscribe(client, **values)
     assert response.status_code == 422
     assert "Traceback" not in response.text
-    assert runtime.consent.subscribers("cyber-news") == []
+    assert preferences.subscribers(runtime.consent, "cyber-news") == []
     assert smtp_server.received == []
 
 
@@ -293,7 +294,7 @@ def test_form_without_csrf_token_is_refused(
 ) -> None:
     response = client.post("/subscribe/cyber-news", data={"email": ADDRESS, "consent": "yes"})
     assert response.status_code == 403
-    assert runtime.consent.subscribers("cyber-news") == []
+    assert preferences.subscribers(runtime.consent, "cyber-news") == []
 
 
 def test_json_subscribe_and_its_errors(
@@ -313,7 +314,7 @@ def test_json_subscribe_and_its_errors(
     assert wrong_type.status_code == 422
     unknown = client.post("/subscribe/nope", json={"email": ADDRESS, "consent": True})
     assert unknown.status_code == 404
-    assert [r.email for r in runtime.consent.subscribers("cyber-news")] == [ADDRESS]
+    assert [r.email for r in preferences.subscribers(runtime.consent, "cyber-news")] == [ADDRESS]
 
 
 def test_unknown_list_page_is_a_clear_404(client: TestClient, cyber: str) -> None:
@@ -333,7 +334,7 @@ def test_subscribe_is_rate_limited_per_client_ip(
     ]
     assert codes[:10] == [202] * 10
     assert codes[10:] == [429, 429]
-    assert len(runtime.consent.subscribers("cyber-news")) == 10
+    assert len(preferences.subscribers(runtime.consent, "cyber-news")) == 10
 
 
 def test_preferences_show_and_change_lists_and_name(

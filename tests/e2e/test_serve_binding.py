@@ -12,8 +12,8 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from mailer.app.settings import DEV_SECRET_KEY
 from mailer.cli import app
-from mailer.settings import DEV_SECRET_KEY
 from tests.conftest import SECRET, free_port
 from tests.e2e.test_serve import _wait_for
 

@@ -1,0 +1,1 @@
+"""The application's base (settings, database, logs, migrations) and its wiring."""

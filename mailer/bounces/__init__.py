@@ -1,0 +1,1 @@
+"""Bounces: returned mail parsed, tied to a copy we sent, and acted on."""

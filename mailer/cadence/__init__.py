@@ -1,0 +1,1 @@
+"""Cadence: cron slots in a time zone, schedules and their slots, the publisher."""

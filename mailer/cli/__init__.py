@@ -1,0 +1,53 @@
+"""The `mailer` command line (Typer): every command group is registered here, in one place.
+
+Each module holds one group's thin commands over the services; a command that
+joins another module's group (`issues send`, `consent report`) is added here
+too, so that `mailer --help` and `python -m mailer` always list them all.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from mailer.cli import (
+    bounces,
+    consent,
+    consent_report,
+    db,
+    delivery,
+    demo,
+    events,
+    feeds,
+    issues,
+    lists,
+    schedules,
+    serve,
+    subscribers,
+)
+
+app = typer.Typer(
+    help="GDPR-compliant newsletters: lists, double opt-in, provable consent.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+app.command()(serve.serve)
+app.command("scheduler")(serve.scheduler)
+app.command()(demo.demo)
+app.add_typer(db.app, name="db")
+app.add_typer(lists.app, name="lists")
+app.add_typer(subscribers.app, name="subscribers")
+app.add_typer(consent.app, name="consent")
+consent.app.command("receipt")(consent_report.receipt_command)
+consent.app.command("report")(consent_report.report)
+app.add_typer(feeds.app, name="feeds")
+app.add_typer(events.app, name="events")
+app.add_typer(issues.app, name="issues")
+issues.app.command("send")(delivery.send)
+app.add_typer(bounces.app, name="bounces")
+app.add_typer(delivery.audit_app, name="audit")
+app.add_typer(schedules.app, name="schedules")
+
+
+def main() -> None:
+    app()

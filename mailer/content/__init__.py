@@ -1,0 +1,1 @@
+"""Content: feeds and events gathered, issues curated, approved and compiled."""

@@ -1,0 +1,423 @@
+"""The delivery ledger's writes: one row per (issue, subscriber), moved through its states.
+
+A row moves to `sending` in a committed transaction before its SMTP transaction
+starts, and the reply is written in the same transaction as the next row's move
+to `sending` (or on its own when a worker has nothing more to do), so after a
+crash the only rows in `sending` are the ones whose transactions were in flight:
+at most one per connection. The moves of the workers ready in one turn of the
+event loop share a commit. The move to `sending` also re-checks that the
+subscription is still active, so a withdrawal that lands after the batch was
+taken still stops the copy.
+
+A reply is kept in memory until the transaction that writes it has committed: when
+the database refuses a group commit (a lock held elsewhere, a failover), the group
+is rolled back and tried again after a short wait, replies and moves together; only
+after the last retry do the waiting workers get `LedgerUnavailable`, and the replies
+stay kept for the run's closing `drain`.
+
+Writes go through one SQLAlchemy Core connection held for the campaign: the
+hot path is two statements per message, with no ORM objects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import (
+    Connection,
+    Dialect,
+    Engine,
+    Table,
+    and_,
+    bindparam,
+    exists,
+    func,
+    literal_column,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
+
+from consent.clock import utc
+from consent.models import Status, Subscription, UTCDateTime
+from mailer.delivery.models import OWED, Delivery, DeliveryStatus
+
+log = logging.getLogger(__name__)
+
+# Seconds before each new attempt of a write the database refused. Short: workers
+# wait on a group commit; after the last one the run pauses instead.
+RETRY_DELAYS = (0.1, 0.5, 2.0)
+
+D = cast(Table, Delivery.__table__)
+S = cast(Table, Subscription.__table__)
+
+_ACTIVE = exists().where(
+    and_(
+        S.c.subscriber_id == D.c.subscriber_id,
+        S.c.list_id == bindparam("list_id"),
+        S.c.status == Status.ACTIVE.value,
+    )
+)
+
+_OWED_NOW = or_(*(D.c.status == literal_column(f"'{s.value}'") for s in OWED))
+
+_BEGIN = (
+    update(D)
+    .where(D.c.id == bindparam("did"), _OWED_NOW, _ACTIVE)
+    .values(
+        status=DeliveryStatus.SENDING.value,
+        attempts=D.c.attempts + 1,
+        message_id=bindparam("mid"),
+        last_attempt_at=bindparam("now"),
+        first_attempt_at=func.coalesce(D.c.first_attempt_at, bindparam("now")),
+    )
+)
+
+_FINISH = (
+    update(D)
+    .where(D.c.id == bindparam("did"))
+    .values(
+        status=bindparam("st"),
+        smtp_code=bindparam("code"),
+        smtp_reply=bindparam("reply"),
+        sent_at=bindparam("sent_at"),
+        next_attempt_at=bindparam("next_at"),
+    )
+)
+
+
+class _Prepared:
+    """A statement compiled once for the driver, run on its DBAPI cursor (the hot path).
+
+    SQLAlchemy's per-execution work costs more than SQLite's for these tiny
+    statements; here only datetimes need converting, as UTCDateTime does.
+    """
+
+    def __init__(self, statement: ClauseElement, dialect: Dialect, datetimes: Sequence[str]):
+        compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
+        self.sql = compiled.string
+        self.order = tuple(compiled.positiontup or ()) if compiled.positional else None
+        self.defaults = {k: v for k, v in compiled.params.items() if v is not None}
+        to_db = UTCDateTime().bind_processor(dialect)
+        self.convert = {name: to_db for name in datetimes} if to_db else {}
+
+    def params(self, given: dict[str, Any]) -> Any:
+        values = {**self.defaults, **given}
+        for name, convert in self.convert.items():
+            if values.get(name) is not None:
+                values[name] = convert(values[name])
+        if self.order is None:
+            return values
+        return [values[name] for name in self.order]
+
+
+@dataclass(frozen=True)
+class Result:
+    delivery_id: int
+    status: DeliveryStatus
+    code: int | None
+    reply: str
+    sent_at: datetime | None = None
+    next_attempt_at: datetime | None = None
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "did": self.delivery_id,
+            "st": self.status.value,
+            "code": self.code,
+            "reply": self.reply[:500],
+            "sent_at": self.sent_at,
+            "next_at": self.next_attempt_at,
+        }
+
+
+class LedgerUnavailable(Exception):
+    """The database refused the ledger's writes after every retry; no reply was lost."""
+
+
+def _reason(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+
+
+class LedgerWriter:
+    """The writes of one campaign, on one connection held while it runs."""
+
+    def __init__(self, engine: Engine, issue_id: int, list_id: int) -> None:
+        self.engine = engine
+        self.issue_id = issue_id
+        self.list_id = list_id
+        self._connection: Connection | None = None
+        self._pending: list[dict[str, Any]] = []
+        self._raw: Any = None
+        self._begins: list[tuple[Any, asyncio.Future[bool]]] = []
+        self._scheduled = False
+        self._refusals = 0  # group commits refused in a row
+        self._begin = _Prepared(_BEGIN, engine.dialect, ("now",))
+        self._finish = _Prepared(_FINISH, engine.dialect, ("sent_at", "next_at"))
+
+    def _dbapi(self) -> Any:
+        if self._raw is None:
+            self._raw = self.engine.raw_connection()
+        return self._raw
+
+    def _rollback(self) -> None:
+        try:
+            self._raw.rollback()
+        except Exception:  # noqa: BLE001  (the connection is gone: the next attempt takes a new one)
+            self._discard_raw()
+
+    def _discard_raw(self) -> None:
+        raw, self._raw = self._raw, None
+        if raw is not None:
+            try:
+                raw.invalidate()
+            except Exception:
+                log.debug("closing a broken ledger connection failed", exc_info=True)
+
+    @property
+    def connection(self) -> Connection:
+        if self._connection is None:
+            self._connection = self.engine.connect()
+        return self._connection
+
+    @property
+    def kept(self) -> int:
+        """Replies received and not yet written."""
+        return len(self._pending)
+
+    def close(self) -> None:
+        """Close the connections; a reply that still cannot be written is reported, not lost
+        silently (its row stays `sending`, so the next run reports it uncertain)."""
+        try:
+            self.flush()
+        except LedgerUnavailable as exc:
+            log.error(
+                "issue %s: %d replies could not be written: %s", self.issue_id, self.kept, exc
+            )
+        finally:
+            if self._raw is not None:
+                self._raw.close()
+                self._raw = None
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+    async def begin(self, delivery_id: int, message_id: str, now: datetime) -> bool:
+        """Mark the row `sending` (and write the replies waiting); False when consent ended
+        or the row is no longer owed a copy. Workers that ask in the same turn of the
+        event loop share one commit (group commit); each goes on only once it is durable.
+        Raises LedgerUnavailable when the database refused the group after every retry."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[bool] = loop.create_future()
+        values = {"did": delivery_id, "mid": message_id, "now": now, "list_id": self.list_id}
+        self._begins.append((self._begin.params(values), done))
+        if not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self._commit_group)
+        return await done
+
+    def _commit_group(self) -> None:
+        self._scheduled = False
+        # A worker cancelled while it waited no longer wants its row moved.
+        begins = [(params, done) for params, done in self._begins if not done.done()]
+        self._begins = []
+        if not begins:
+            return
+        written = len(self._pending)
+        try:
+            moved = self._write_group(begins, written)
+        except Exception as exc:  # noqa: BLE001  (any refusal keeps the replies for the next try)
+            self._refused(begins, exc)
+            return
+        del self._pending[:written]  # durable only now
+        self._refusals = 0
+        for (_, done), ok in zip(begins, moved, strict=True):
+            if not done.done():
+                done.set_result(ok)
+
+    def _write_group(
+        self, begins: list[tuple[Any, asyncio.Future[bool]]], written: int
+    ) -> list[bool]:
+        """The kept replies and the moves to `sending` in one transaction; rolled back on error."""
+        raw = self._dbapi()
+        cursor = raw.cursor()
+        try:
+            if written:
+                cursor.executemany(self._finish.sql, self._pending[:written])
+            moved = []
+            for params, _ in begins:
+                cursor.execute(self._begin.sql, params)
+                moved.append(cursor.rowcount == 1)
+            raw.commit()
+            return moved
+        except BaseException:
+            self._rollback()
+            raise
+        finally:
+            try:
+                cursor.close()
+            except Exception:
+                log.debug("closing a ledger cursor failed", exc_info=True)
+
+    def _refused(self, begins: list[tuple[Any, asyncio.Future[bool]]], exc: Exception) -> None:
+        """Try the group again after a wait (new moves join it), or give up on it."""
+        if self._refusals < len(RETRY_DELAYS):
+            delay = RETRY_DELAYS[self._refusals]
+            self._refusals += 1
+            log.warning(
+                "issue %s: the delivery ledger could not be written (%s); trying again in %g s"
+                " (%d replies kept)",
+                self.issue_id,
+                _reason(exc),
+                delay,
+                len(self._pending),
+            )
+            self._begins[:0] = begins
+            self._scheduled = True
+            asyncio.get_running_loop().call_later(delay, self._commit_group)
+            return
+        self._refusals = 0
+        error = LedgerUnavailable(
+            f"the delivery ledger could not be written after {len(RETRY_DELAYS)} retries:"
+            f" {_reason(exc)}"
+        )
+        log.error("issue %s: %s", self.issue_id, error)
+        for _, done in begins:
+            if not done.done():
+                done.set_exception(error)
+
+    def finish(self, result: Result) -> None:
+        """Keep a reply; it is written with the next `begin` or `flush`."""
+        self._pending.append(self._finish.params(result.params()))
+
+    def flush(self) -> None:
+        """Write the kept replies now; when the database refuses, they stay kept and
+        LedgerUnavailable is raised."""
+        written = len(self._pending)
+        if not written:
+            return
+        raw = self._dbapi()
+        cursor = raw.cursor()
+        try:
+            cursor.executemany(self._finish.sql, self._pending[:written])
+            raw.commit()
+        except Exception as exc:
+            self._rollback()
+            raise LedgerUnavailable(
+                f"the delivery ledger could not be written: {_reason(exc)}"
+            ) from exc
+        finally:
+            try:
+                cursor.close()
+            except Exception:
+                log.debug("closing a ledger cursor failed", exc_info=True)
+        del self._pending[:written]
+
+    async def drain(self) -> None:
+        """Flush, retrying as a group commit does; LedgerUnavailable after the last retry."""
+        for delay in RETRY_DELAYS:
+            try:
+                self.flush()
+                return
+            except LedgerUnavailable as exc:
+                log.warning(
+                    "issue %s: %s; trying again in %g s (%d replies kept)",
+                    self.issue_id,
+                    exc,
+                    delay,
+                    self.kept,
+                )
+            await asyncio.sleep(delay)
+        self.flush()
+
+    def cancel(self, delivery_ids: Sequence[int], reason: str) -> int:
+        """Rows still owed whose consent ended: never sent."""
+        if not delivery_ids:
+            return 0
+        self.flush()
+        connection = self.connection
+        with connection.begin():
+            result = connection.execute(
+                update(D)
+                .where(D.c.id.in_(list(delivery_ids)), D.c.status.in_([s.value for s in OWED]))
+                .values(
+                    status=DeliveryStatus.CANCELLED.value,
+                    smtp_reply=reason[:500],
+                    next_attempt_at=None,
+                )
+            )
+        return int(result.rowcount or 0)
+
+    def cancel_without_consent(self, reason: str) -> int:
+        """Every owed row of the issue whose subscription is no longer active."""
+        self.flush()
+        connection = self.connection
+        with connection.begin():
+            result = connection.execute(
+                update(D)
+                .where(
+                    D.c.issue_id == self.issue_id,
+                    D.c.status.in_([s.value for s in OWED]),
+                    ~_ACTIVE,
+                )
+                .values(
+                    status=DeliveryStatus.CANCELLED.value,
+                    smtp_reply=reason[:500],
+                    next_attempt_at=None,
+                ),
+                {"list_id": self.list_id},
+            )
+        return int(result.rowcount or 0)
+
+    def recover(self, resend_uncertain: bool) -> tuple[int, int]:
+        """After a crash: rows left in `sending` become `uncertain`; with `resend_uncertain`
+        every uncertain row is owed a copy again. Returns (found in sending, requeued)."""
+        connection = self.connection
+        with connection.begin():
+            stuck = connection.execute(
+                update(D)
+                .where(D.c.issue_id == self.issue_id, D.c.status == DeliveryStatus.SENDING.value)
+                .values(
+                    status=DeliveryStatus.UNCERTAIN.value,
+                    smtp_reply="the sending process ended during the SMTP transaction",
+                )
+            ).rowcount
+            requeued = 0
+            if resend_uncertain:
+                requeued = connection.execute(
+                    update(D)
+                    .where(
+                        D.c.issue_id == self.issue_id,
+                        D.c.status == DeliveryStatus.UNCERTAIN.value,
+                    )
+                    .values(status=DeliveryStatus.QUEUED.value, next_attempt_at=None)
+                ).rowcount
+        return int(stuck or 0), int(requeued or 0)
+
+    def counts(self) -> dict[str, int]:
+        self.flush()
+        rows = self.connection.execute(
+            select(D.c.status, func.count())
+            .where(D.c.issue_id == self.issue_id)
+            .group_by(D.c.status)
+        )
+        found = {str(status): int(count) for status, count in rows}
+        self.connection.commit()
+        return found
+
+    def next_retry(self) -> datetime | None:
+        self.flush()
+        value = self.connection.scalar(
+            select(func.min(D.c.next_attempt_at)).where(
+                D.c.issue_id == self.issue_id, D.c.status == DeliveryStatus.DEFERRED.value
+            )
+        )
+        self.connection.commit()
+        return utc(value) if isinstance(value, datetime) else None

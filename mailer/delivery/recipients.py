@@ -1,0 +1,200 @@
+"""Who is owed a copy: consenting subscribers streamed in batches by keyset pagination.
+
+The consent check is made when each batch is taken: the subscription must be
+active and the address not suppressed (for this list or every list). Taking a
+batch also writes its `queued` ledger rows, so a resumed send knows who was
+already served. Deferred rows come back through `retries` once they are due.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import cast
+
+from sqlalchemy import Connection, Engine, Table, and_, insert, select
+
+from consent.clock import utc
+from consent.models import Status, Subscriber, Subscription, Suppression
+from consent.suppression import EVERY_LIST, address_hmac
+from mailer.delivery.models import OWED, Delivery, DeliveryStatus
+
+D = cast(Table, Delivery.__table__)
+S = cast(Table, Subscription.__table__)
+P = cast(Table, Subscriber.__table__)
+X = cast(Table, Suppression.__table__)
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    delivery_id: int
+    subscriber_id: int
+    ref: str
+    email: str
+    name: str
+    attempts: int = 0
+    first_attempt_at: datetime | None = None
+
+
+class RecipientSource:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        issue_id: int,
+        list_id: int,
+        list_slug: str,
+        secret_key: str,
+        batch_size: int = 500,
+    ) -> None:
+        self.engine = engine
+        self.issue_id = issue_id
+        self.list_id = list_id
+        self.list_slug = list_slug
+        self.secret_key = secret_key
+        self.batch_size = batch_size
+        self.suppressed_skipped = 0
+
+    def _suppressed(self, connection: Connection, emails: list[str]) -> set[str]:
+        """The addresses of `emails` that are suppressed for this list."""
+        digests = {address_hmac(self.secret_key, email): email for email in emails}
+        found = connection.execute(
+            select(X.c.address_hmac).where(
+                X.c.address_hmac.in_(list(digests)), X.c.scope.in_((self.list_slug, EVERY_LIST))
+            )
+        )
+        return {digests[digest] for (digest,) in found}
+
+    def first_pass(self, now: datetime) -> Iterator[list[Recipient]]:
+        """Batches of the subscribers still owed their first copy, in subscriber order."""
+        after = 0
+        while True:
+            with self.engine.begin() as connection:
+                rows = connection.execute(
+                    select(S.c.subscriber_id, P.c.ref, P.c.email, P.c.name)
+                    .select_from(S.join(P, P.c.id == S.c.subscriber_id))
+                    .where(
+                        S.c.list_id == self.list_id,
+                        S.c.status == Status.ACTIVE.value,
+                        S.c.subscriber_id > after,
+                    )
+                    .order_by(S.c.subscriber_id)
+                    .limit(self.batch_size)
+                ).all()
+                if not rows:
+                    return
+                after = rows[-1].subscriber_id
+                suppressed = self._suppressed(connection, [r.email for r in rows])
+                ids = [r.subscriber_id for r in rows]
+                existing = {
+                    sid: (did, status)
+                    for sid, did, status in connection.execute(
+                        select(D.c.subscriber_id, D.c.id, D.c.status).where(
+                            D.c.issue_id == self.issue_id, D.c.subscriber_id.in_(ids)
+                        )
+                    )
+                }
+                new = [
+                    {
+                        "issue_id": self.issue_id,
+                        "subscriber_id": r.subscriber_id,
+                        "status": DeliveryStatus.QUEUED.value,
+                        "attempts": 0,
+                        "queued_at": now,
+                        "smtp_reply": "",
+                    }
+                    for r in rows
+                    if r.subscriber_id not in existing and r.email not in suppressed
+                ]
+                if new:
+                    connection.execute(insert(D), new)
+                    existing.update(
+                        (sid, (did, status))
+                        for sid, did, status in connection.execute(
+                            select(D.c.subscriber_id, D.c.id, D.c.status).where(
+                                D.c.issue_id == self.issue_id,
+                                D.c.subscriber_id.in_([n["subscriber_id"] for n in new]),
+                            )
+                        )
+                    )
+                owed = []
+                for r in rows:
+                    if r.email in suppressed:
+                        self.suppressed_skipped += 1
+                        continue
+                    did, status = existing[r.subscriber_id]
+                    if status == DeliveryStatus.QUEUED.value:
+                        owed.append(Recipient(did, r.subscriber_id, r.ref, r.email, r.name))
+            if owed:
+                yield owed
+
+    def retries(self, now: datetime) -> Iterator[list[Recipient]]:
+        """Batches of deferred rows whose next attempt is due, still consenting."""
+        after = 0
+        while True:
+            with self.engine.begin() as connection:
+                rows = connection.execute(
+                    select(
+                        D.c.id,
+                        D.c.subscriber_id,
+                        P.c.ref,
+                        P.c.email,
+                        P.c.name,
+                        D.c.attempts,
+                        D.c.first_attempt_at,
+                    )
+                    .select_from(
+                        D.join(P, P.c.id == D.c.subscriber_id).join(
+                            S,
+                            and_(
+                                S.c.subscriber_id == D.c.subscriber_id,
+                                S.c.list_id == self.list_id,
+                                S.c.status == Status.ACTIVE.value,
+                            ),
+                        )
+                    )
+                    .where(
+                        D.c.issue_id == self.issue_id,
+                        D.c.status == DeliveryStatus.DEFERRED.value,
+                        D.c.next_attempt_at <= now,
+                        D.c.id > after,
+                    )
+                    .order_by(D.c.id)
+                    .limit(self.batch_size)
+                ).all()
+                if not rows:
+                    return
+                after = rows[-1].id
+                suppressed = self._suppressed(connection, [r.email for r in rows])
+            owed = [
+                Recipient(
+                    r.id,
+                    r.subscriber_id,
+                    r.ref,
+                    r.email,
+                    r.name,
+                    r.attempts,
+                    utc(r.first_attempt_at) if r.first_attempt_at else None,
+                )
+                for r in rows
+                if r.email not in suppressed
+            ]
+            self.suppressed_skipped += len(rows) - len(owed)
+            if owed:
+                yield owed
+
+    def suppressed_owed(self) -> list[int]:
+        """Owed rows of this issue whose address has been suppressed since it was queued."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(D.c.id, P.c.email)
+                .select_from(D.join(P, P.c.id == D.c.subscriber_id))
+                .where(D.c.issue_id == self.issue_id, D.c.status.in_([s.value for s in OWED]))
+            ).all()
+            found: list[int] = []
+            for start in range(0, len(rows), 500):
+                chunk = rows[start : start + 500]
+                suppressed = self._suppressed(connection, [r.email for r in chunk])
+                found += [r.id for r in chunk if r.email in suppressed]
+            return found

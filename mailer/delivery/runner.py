@@ -1,0 +1,404 @@
+"""The campaign runner: an approved issue to every consenting subscriber, exactly once.
+
+`send_issue` claims the issue, turns rows a crash left in `sending` into
+`uncertain`, streams the owed recipients batch by batch (mailer.delivery.recipients),
+and has `concurrency` workers compose, record and send each copy through the
+pooled engine (mailer.delivery.pool). Deferred copies come back when due; the run waits
+for them up to `retry_linger` seconds, then leaves the campaign `waiting` for a
+later run. The issue is marked sent only when no copy is owed any more. When
+more than `pause_error_rate` of the last attempts failed, the run pauses itself;
+so it does when the database keeps refusing the ledger's writes, after the copies
+in flight have finished and their replies are written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from consent.addresses import normalise_address
+from consent.clock import Clock
+from consent.suppression import EVERY_LIST
+from consent.workflow import ConsentService, Evidence
+from mailer.app.settings import Settings
+from mailer.content.models import IssueStatus
+from mailer.content.newsletter import CompiledIssue
+from mailer.delivery import campaigns
+from mailer.delivery.campaigns import Summary
+from mailer.delivery.composer import Composer, signer_from
+from mailer.delivery.ledger import LedgerUnavailable, LedgerWriter, Result
+from mailer.delivery.models import CampaignState, DeliveryStatus
+from mailer.delivery.pool import DeliveryUncertain, SMTPPool
+from mailer.delivery.previews import SAMPLE_REF
+from mailer.delivery.recipients import Recipient, RecipientSource
+from mailer.delivery.replies import Outcome, RetryPolicy
+from mailer.mail.headers import HeaderInjection, mail_address
+from mailer.mail.transport import Envelope, SendResult, Transport, TransportError
+
+log = logging.getLogger(__name__)
+
+WINDOW, MIN_WINDOW = 200, 50
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass
+class Progress:
+    """Counts of this run, for a progress bar; `rate` is messages a second lately."""
+
+    sent: int = 0
+    deferred: int = 0
+    failed: int = 0
+    bounced: int = 0
+    uncertain: int = 0
+    cancelled: int = 0
+    rate: float = 0.0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def attempted(self) -> int:
+        return self.sent + self.deferred + self.failed + self.bounced + self.uncertain
+
+
+def make_pool(s: Settings) -> SMTPPool:
+    return SMTPPool(
+        s.smtp_url,
+        concurrency=s.concurrency,
+        rate=s.rate,
+        max_per_connection=s.max_per_connection,
+        timeout=s.smtp_timeout,
+        local_hostname=s.from_domain,
+    )
+
+
+class CampaignRunner:
+    """One run of one issue's campaign, on the database, clock, settings and consent given."""
+
+    def __init__(
+        self,
+        issue_id: int,
+        *,
+        engine: Engine,
+        sessions: sessionmaker[Session],
+        clock: Clock,
+        settings: Settings,
+        consent: ConsentService,
+        resend_uncertain: bool = False,
+        pool: SMTPPool | None = None,
+        sleep: Sleep = asyncio.sleep,
+        on_progress: Callable[[Progress], None] | None = None,
+    ) -> None:
+        self.engine, self.sessions, self.clock = engine, sessions, clock
+        self.settings, self.consent = settings, consent
+        self.issue_id = issue_id
+        self.resend_uncertain = resend_uncertain
+        self.pool = pool or make_pool(settings)
+        self.sleep = sleep
+        self.on_progress = on_progress
+        self.progress = Progress()
+        self.policy = RetryPolicy(
+            base=timedelta(seconds=self.settings.retry_base),
+            max_age=timedelta(hours=self.settings.retry_max_age),
+        )
+        self.stopping: str | None = None  # why the run stops early (pause), if it does
+        self._recent: deque[bool] = deque(maxlen=WINDOW)
+        self._last_beat = self._last_heartbeat = time.monotonic()
+        self._last_error = ""
+
+    def stop(self, reason: str = "stopped by the operator") -> None:
+        self.stopping = self.stopping or reason
+
+    # -- the run ---------------------------------------------------------------
+
+    async def run(self) -> Summary:
+        clock, runner = self.clock, campaigns.runner_id()
+        with self.sessions.begin() as session:
+            issue = campaigns.sendable_issue(session, self.issue_id)
+            if issue.status == IssueStatus.SENT:
+                summary = campaigns.status(session, self.issue_id)
+                summary.note = f"issue {self.issue_id} was sent already; nothing to do"
+                return summary
+            compiled = CompiledIssue.from_record(issue.compiled or {})
+            list_id = issue.list_id
+            campaigns.claim(session, clock, issue, runner)
+        self.composer = Composer(
+            compiled, self.settings, self.consent, signer=signer_from(self.settings)
+        )
+        self.ledger = LedgerWriter(self.engine, self.issue_id, list_id)
+        self.source = RecipientSource(
+            self.engine,
+            issue_id=self.issue_id,
+            list_id=list_id,
+            list_slug=compiled.list_slug,
+            secret_key=self.settings.secret_key,
+            batch_size=self.settings.batch_size,
+        )
+        found, requeued = self.ledger.recover(self.resend_uncertain)
+        state: str = CampaignState.PAUSED
+        note = "the run ended unexpectedly"
+        try:
+            async with self.pool:
+                await self._pass(self.source.first_pass(clock.now()))
+                if not self.stopping:
+                    self._cancel_lost_consent()
+                state, note = await self._retry_until_done()
+        finally:
+            unwritten = await self._drain()
+            if unwritten is not None:  # never conclude a run whose replies are not written
+                state, note = CampaignState.PAUSED, f"paused: {unwritten}"
+            try:
+                counts = self.ledger.counts() if unwritten is None else {}
+                next_retry = self.ledger.next_retry() if unwritten is None else None
+            finally:
+                self.ledger.close()
+            with self.sessions.begin() as session:
+                campaigns.conclude(session, clock, self.issue_id, state, note)
+        if unwritten is not None:
+            raise LedgerUnavailable(unwritten)
+        return Summary(self.issue_id, state, counts, found, requeued, note, next_retry)
+
+    async def _drain(self) -> str | None:
+        """Write every reply kept; what went wrong when the database refused them all along."""
+        try:
+            await self.ledger.drain()
+        except LedgerUnavailable as exc:
+            return str(exc)
+        return None
+
+    def _cancel_lost_consent(self) -> None:
+        reason = "not sent: consent ended before this copy was sent"
+        self.progress.cancelled += self.ledger.cancel_without_consent(reason)
+        self.progress.cancelled += self.ledger.cancel(self.source.suppressed_owed(), reason)
+
+    async def _retry_until_done(self) -> tuple[str, str]:
+        while not self.stopping:
+            await self._pass(self.source.retries(self.clock.now()))
+            if self.stopping:
+                break
+            self._cancel_lost_consent()
+            due = self.ledger.next_retry()
+            if due is None:
+                return CampaignState.FINISHED, ""
+            wait = (due - self.clock.now()).total_seconds()
+            if wait > self.settings.retry_linger:
+                return CampaignState.WAITING, (
+                    f"deferred copies wait for their next attempt at {due:%Y-%m-%d %H:%M} UTC;"
+                    " run the send again then"
+                )
+            await self.sleep(max(wait, 0.0))
+        return CampaignState.PAUSED, self.stopping or ""
+
+    async def _pass(self, batches: Iterator[list[Recipient]]) -> None:
+        queue: asyncio.Queue[Recipient | None] = asyncio.Queue(maxsize=self.settings.batch_size)
+        workers = self.settings.concurrency
+
+        async def produce() -> None:
+            # Each batch is taken in a thread: SQLite and the driver release the GIL
+            # while they work, so the senders keep going meanwhile.
+            while not self.stopping:
+                batch = await asyncio.to_thread(next, batches, None)
+                if batch is None:
+                    break
+                for recipient in batch:
+                    await queue.put(recipient)
+            for _ in range(workers):
+                await queue.put(None)
+
+        producer = asyncio.create_task(produce())
+        try:
+            # Every worker ends its copy in flight before the pass ends, even when one
+            # fails: a reply recorded after the ledger closed would be lost.
+            ended = await asyncio.gather(
+                *(self._work(queue) for _ in range(workers)), return_exceptions=True
+            )
+        finally:
+            producer.cancel()
+            await asyncio.gather(producer, return_exceptions=True)
+            self._flush_or_pause()
+        for outcome in ended:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        if producer.done() and not producer.cancelled() and producer.exception():
+            raise producer.exception()  # type: ignore[misc]
+
+    def _flush_or_pause(self) -> None:
+        try:
+            self.ledger.flush()
+        except LedgerUnavailable as exc:  # the replies stay kept for the run's last drain
+            self.stop(f"paused: {exc}")
+
+    async def _work(self, queue: asyncio.Queue[Recipient | None]) -> None:
+        try:
+            while not self.stopping:
+                try:
+                    recipient = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    self._flush_or_pause()  # nothing is left unwritten while we wait
+                    recipient = await queue.get()
+                if recipient is None:
+                    return
+                await self._send(recipient)
+        except LedgerUnavailable as exc:
+            self.stop(f"paused: {exc}")
+        except BaseException:
+            self.stop("the run ended unexpectedly")  # the other workers end their copies
+            raise
+
+    # -- one copy --------------------------------------------------------------
+
+    async def _send(self, recipient: Recipient) -> None:
+        now = self.clock.now()
+        message_id = self.composer.message_id()
+        try:
+            address = mail_address(recipient.email)
+            data = self.composer.compose(recipient, message_id, now)
+        except HeaderInjection as exc:  # a row stored before addresses were checked as now
+            self.progress.cancelled += self.ledger.cancel(
+                [recipient.delivery_id], f"not sent: {exc}"
+            )
+            return
+        if not await self.ledger.begin(recipient.delivery_id, message_id, now):
+            self.progress.cancelled += self.ledger.cancel(
+                [recipient.delivery_id], "not sent: consent ended before this copy was sent"
+            )
+            return
+        # The envelope names the stored address, the same one the To header shows.
+        envelope = Envelope(self.composer.sender(recipient), (address,), data)
+        try:
+            reply, verdict = await self.pool.deliver(envelope)
+        except DeliveryUncertain as exc:
+            self._record(recipient, DeliveryStatus.UNCERTAIN, None, str(exc))
+            return
+        except TransportError as exc:
+            self._defer(recipient, None, str(exc))
+            return
+        if verdict.outcome is Outcome.SENT:
+            self._record(recipient, DeliveryStatus.SENT, reply.code, reply.reply)
+        elif verdict.outcome is Outcome.DEFERRED:
+            self._defer(recipient, reply.code, reply.reply)
+        elif verdict.outcome is Outcome.BOUNCED:
+            self._record(recipient, DeliveryStatus.BOUNCED, reply.code, reply.reply)
+            self.ledger.flush()
+            self.consent.suppress(
+                recipient.email,
+                EVERY_LIST,
+                "hard-bounce",
+                Evidence(method="bounce", source=f"smtp: {reply.code} {reply.reply}"[:200]),
+            )
+        else:
+            self._record(recipient, DeliveryStatus.FAILED, reply.code, reply.reply)
+
+    def _defer(self, recipient: Recipient, code: int | None, text: str) -> None:
+        now = self.clock.now()
+        first = recipient.first_attempt_at or now
+        when = self.policy.next_attempt(recipient.attempts + 1, first, now)
+        if when is None:
+            self._record(
+                recipient,
+                DeliveryStatus.FAILED,
+                code,
+                f"gave up after {self.settings.retry_max_age:g} h: {text}",
+            )
+        else:
+            self._record(recipient, DeliveryStatus.DEFERRED, code, text, next_attempt_at=when)
+
+    def _record(
+        self,
+        recipient: Recipient,
+        status: DeliveryStatus,
+        code: int | None,
+        reply: str,
+        next_attempt_at: datetime | None = None,
+    ) -> None:
+        now = self.clock.now()
+        sent = status is DeliveryStatus.SENT
+        self.ledger.finish(
+            Result(
+                recipient.delivery_id,
+                status,
+                code,
+                reply,
+                sent_at=now if sent else None,
+                next_attempt_at=next_attempt_at,
+            )
+        )
+        progress = self.progress
+        setattr(progress, status.value, getattr(progress, status.value) + 1)
+        self._recent.append(not sent)
+        if not sent:
+            self._last_error = f"{code or ''} {reply}".strip()
+            if len(self._recent) >= MIN_WINDOW:
+                share = sum(self._recent) / len(self._recent)
+                if share >= self.settings.pause_error_rate:
+                    self.stop(
+                        f"paused: {share:.0%} of the last {len(self._recent)} attempts failed"
+                        f" (last reply: {self._last_error[:200]})"
+                    )
+        self._tick()
+
+    def _tick(self) -> None:
+        moment = time.monotonic()
+        if moment - self._last_beat < 0.5:
+            return
+        elapsed = max(moment - self.progress.started, 1e-6)
+        self.progress.rate = self.progress.attempted / elapsed
+        if self.on_progress is not None:
+            self.on_progress(self.progress)
+        self._last_beat = moment
+        if moment - self._last_heartbeat >= 5:
+            self._last_heartbeat = moment
+            with self.sessions.begin() as session:
+                campaigns.heartbeat(session, self.issue_id, self.clock.now())
+
+
+def prepare_test_copy(
+    issue_id: int,
+    address: str,
+    *,
+    sessions: sessionmaker[Session],
+    clock: Clock,
+    settings: Settings,
+    consent: ConsentService,
+) -> Envelope:
+    """The test copy's envelope: a database read, the DKIM key and the composition (blocking)."""
+    email = normalise_address(address)
+    with sessions() as session:
+        compiled = CompiledIssue.from_record(
+            campaigns.sendable_issue(session, issue_id).compiled or {}
+        )
+    composer = Composer(compiled, settings, consent, signer=signer_from(settings), test=True)
+    recipient = Recipient(0, 0, SAMPLE_REF, email, "")
+    data = composer.compose(recipient, composer.message_id(), clock.now())
+    return Envelope(settings.from_address, (email,), data)
+
+
+async def send_test(
+    issue_id: int,
+    address: str,
+    *,
+    sessions: sessionmaker[Session],
+    clock: Clock,
+    settings: Settings,
+    consent: ConsentService,
+    transport: Transport,
+) -> SendResult:
+    """One copy marked as a test to an editor; the campaign and its ledger are not touched.
+
+    The copy is prepared in a worker thread, so a web server's event loop stays free."""
+    envelope = await asyncio.to_thread(
+        prepare_test_copy,
+        issue_id,
+        address,
+        sessions=sessions,
+        clock=clock,
+        settings=settings,
+        consent=consent,
+    )
+    return await transport.send(envelope)

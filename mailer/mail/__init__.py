@@ -1,0 +1,1 @@
+"""Mail: headers and messages (pure), rendering, the SMTP seam, transactional mail."""

@@ -1,0 +1,1 @@
+"""The running service: the scheduler's jobs, housekeeping, start and clean stop."""

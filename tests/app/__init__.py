@@ -1,0 +1,1 @@
+"""Tests of mailer/app/: settings, the database and its migrations, the wiring."""

@@ -1,0 +1,1 @@
+"""Tests of mailer/cadence/: schedules and their slots on an injected clock."""

@@ -1,0 +1,1 @@
+"""Tests of consent/: the state machine, the ledger, rights, import, retention, tokens."""

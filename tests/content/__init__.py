@@ -1,0 +1,1 @@
+"""Tests of mailer/content/: feeds, events and calendars, curation, compiling an issue."""

@@ -1,0 +1,1 @@
+"""Tests of mailer/delivery/: the campaign runner, its ledger, the pool, the bytes on the wire."""

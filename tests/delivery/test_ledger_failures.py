@@ -1,0 +1,202 @@
+"""The delivery ledger when the database refuses a write: replies the relay accepted are kept.
+
+Another connection really locks what the ledger writes next (SQLite: the file's write
+lock; PostgreSQL: the rows still queued, so the move to `sending` is what fails, after
+the replies were already in the transaction). The runtime under test waits only briefly
+for locks, so the refusal comes at once instead of after the default ten seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, event, select, text
+
+from consent.clock import FrozenClock
+from mailer.app import db
+from mailer.app.settings import Settings
+from mailer.app.wiring import Runtime
+from mailer.delivery.models import Campaign, Delivery
+from tests.conftest import SMTPServer
+from tests.delivery_fixtures import approved_issue, subscribe
+
+READERS = ["first@example.org", "second@example.org", "third@example.org"]
+
+
+def short_lock_waits(engine: Engine) -> None:
+    """Connections of `engine` give up on a lock after 300 ms (real settings, not a mock)."""
+
+    @event.listens_for(engine, "connect")
+    def _short(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        if engine.dialect.name == "sqlite":
+            cursor.execute("PRAGMA busy_timeout=300")
+        else:
+            cursor.execute("SET lock_timeout = '300ms'")
+        cursor.close()
+        dbapi_connection.commit()
+
+    engine.dispose()  # connections made before the listener go
+
+
+class Blocker:
+    """Another connection that locks what the ledger writes next, until it is let go."""
+
+    def __init__(self, url: str, issue_id: int) -> None:
+        self.engine = db.make_engine(url)
+        self.issue_id = issue_id
+        self.locked = threading.Event()
+        self.release = threading.Event()
+        self.thread = threading.Thread(target=self._hold, daemon=True)
+
+    def _hold(self) -> None:
+        with self.engine.connect() as connection:
+            if self.engine.dialect.name == "sqlite":
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+            else:
+                connection.execute(
+                    text(
+                        "SELECT id FROM deliveries WHERE issue_id = :issue"
+                        " AND status = 'queued' FOR UPDATE"
+                    ),
+                    {"issue": self.issue_id},
+                )
+            self.locked.set()
+            self.release.wait(timeout=10)
+            connection.rollback()
+
+    def start(self) -> None:
+        self.thread.start()
+        assert self.locked.wait(timeout=10), "the lock was not taken"
+
+    def stop(self) -> None:
+        self.release.set()
+        if self.thread.is_alive():
+            self.thread.join(timeout=10)
+        self.engine.dispose()
+
+
+class LedgerLog(logging.Handler):
+    """The delivery ledger's warnings and errors, as an operator's log shows them."""
+
+    def __init__(self, level: int, then: Callable[[], None]) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+        self.level = level
+        self.then = then
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+        if record.levelno >= self.level:
+            self.then()
+
+
+def send_with_a_lock_after_the_first_copy(
+    runtime: Runtime, issue_id: int, smtp_server: SMTPServer, blocker: Blocker, log: LedgerLog
+) -> Any:
+    """Run the campaign; the relay takes the lock as it accepts the first copy."""
+    ledger_log = logging.getLogger("mailer.delivery.ledger")
+    ledger_log.addHandler(log)
+    handler = smtp_server.handler
+    record = handler.handle_DATA
+
+    async def lock_after_the_first_copy(server: object, session: object, envelope: object) -> str:
+        answer = await record(server, session, envelope)
+        if not blocker.thread.is_alive() and not blocker.locked.is_set():
+            await asyncio.to_thread(blocker.start)  # before the relay's 250 goes out
+        return answer
+
+    handler.handle_DATA = lock_after_the_first_copy  # type: ignore[method-assign]
+    try:
+        return asyncio.run(runtime.campaign(issue_id).run())
+    finally:
+        handler.handle_DATA = record  # type: ignore[method-assign]
+        ledger_log.removeHandler(log)
+        blocker.stop()
+
+
+@pytest.fixture
+def one_worker(settings: Settings, clock: FrozenClock) -> Iterator[Runtime]:
+    """A runtime with one delivery worker, so each reply is written with the next move."""
+    runtime = Runtime.build(settings.model_copy(update={"concurrency": 1}), clock=clock)
+    short_lock_waits(runtime.engine)
+    try:
+        yield runtime
+    finally:
+        runtime.close()
+
+
+def statuses(runtime: Runtime, issue_id: int) -> dict[str, str]:
+    with runtime.sessions() as session:
+        rows = session.scalars(select(Delivery).where(Delivery.issue_id == issue_id))
+        return {str(d.subscriber_id): d.status for d in rows}
+
+
+def test_a_refused_group_commit_keeps_the_accepted_replies_and_retries(
+    one_worker: Runtime,
+    make_list: Callable[..., str],
+    smtp_server: SMTPServer,
+    db_url: str,
+) -> None:
+    runtime = one_worker
+    make_list()
+    for email in READERS:
+        subscribe(runtime, email)
+    issue_id = approved_issue(runtime)
+    smtp_server.received.clear()
+    blocker = Blocker(db_url, issue_id)
+    log = LedgerLog(logging.WARNING, then=blocker.release.set)  # let go at the first refusal
+
+    summary = send_with_a_lock_after_the_first_copy(runtime, issue_id, smtp_server, blocker, log)
+
+    assert blocker.locked.is_set()
+    assert log.messages, "the ledger was never refused: the test proved nothing"
+    assert "trying again" in log.messages[0]
+    got = Counter(r for m in smtp_server.received for r in m.rcpt_tos)
+    assert got == Counter(READERS)  # each reader exactly one copy
+    assert sorted(statuses(runtime, issue_id).values()) == ["sent"] * len(READERS)
+    assert summary.state == "finished"
+    assert summary.counts == {"sent": len(READERS)}
+
+
+@pytest.mark.slow
+def test_a_ledger_refused_for_good_pauses_the_run_without_losing_a_reply(
+    one_worker: Runtime,
+    make_list: Callable[..., str],
+    smtp_server: SMTPServer,
+    db_url: str,
+) -> None:
+    runtime = one_worker
+    make_list()
+    for email in READERS:
+        subscribe(runtime, email)
+    issue_id = approved_issue(runtime)
+    smtp_server.received.clear()
+    blocker = Blocker(db_url, issue_id)
+    log = LedgerLog(logging.ERROR, then=blocker.release.set)  # held through every retry
+
+    summary = send_with_a_lock_after_the_first_copy(runtime, issue_id, smtp_server, blocker, log)
+
+    assert any("after 3 retries" in m for m in log.messages)
+    assert summary.state == "paused"
+    assert summary.note.startswith("paused: the delivery ledger could not be written")
+    assert summary.counts == {"sent": 1, "queued": 2}
+    # The copy the relay accepted is recorded sent; nobody else was sent a copy.
+    assert [m.rcpt_tos for m in smtp_server.received] == [[READERS[0]]]
+    assert Counter(statuses(runtime, issue_id).values()) == {"sent": 1, "queued": 2}
+    with runtime.sessions() as session:
+        campaign = session.get(Campaign, issue_id)
+        assert campaign is not None and campaign.state == "paused"
+        assert "the delivery ledger could not be written" in campaign.note
+
+    resumed = asyncio.run(runtime.campaign(issue_id).run())
+
+    assert resumed.state == "finished" and resumed.counts == {"sent": len(READERS)}
+    got = Counter(r for m in smtp_server.received for r in m.rcpt_tos)
+    assert got == Counter(READERS)

@@ -1,0 +1,1 @@
+"""Tests of mailer/mail/: headers, messages, templates, transactional mail, the SMTP seam."""

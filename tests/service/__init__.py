@@ -1,0 +1,1 @@
+"""Tests of mailer/service/: the running service's jobs."""
