@@ -20,6 +20,7 @@ from consent.rights import SubjectRights
 from consent.workflow import ConsentService, Policy
 from mailer.app import db, subjects
 from mailer.app.settings import Settings
+from mailer.archive.service import Archive
 from mailer.bounces.processor import BounceProcessor
 from mailer.cadence.publisher import ServicePublisher
 from mailer.cadence.schedules import ScheduleService
@@ -135,6 +136,13 @@ class Runtime:
             publisher,
             preview_url=f"{self.settings.base_url}/api/lists/{{list}}/issues/{{id}}/preview.html",
         )
+
+    # -- issue 14: the archive ------------------------
+
+    @cached_property
+    def archive(self) -> Archive:
+        """The public archive (it keeps recently shown web copies compiled)."""
+        return Archive(self.sessions, self.renderer)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import typer
 
 from mailer.cli import (
+    archive,
     bounces,
     consent,
     consent_report,
@@ -47,6 +48,9 @@ issues.app.command("send")(delivery.send)
 app.add_typer(bounces.app, name="bounces")
 app.add_typer(delivery.audit_app, name="audit")
 app.add_typer(schedules.app, name="schedules")
+# issue 14: the archive
+lists.app.command("edit")(archive.lists_edit)
+issues.app.command("withhold")(archive.withhold)
 
 
 def main() -> None:
