@@ -24,6 +24,7 @@ from mailer.archive.service import Archive
 from mailer.bounces.processor import BounceProcessor
 from mailer.cadence.publisher import ServicePublisher
 from mailer.cadence.schedules import ScheduleService
+from mailer.clicks.counter import ClickCounter
 from mailer.content.fetch import FetchPolicy
 from mailer.delivery import previews, runner
 from mailer.delivery.runner import CampaignRunner
@@ -137,12 +138,16 @@ class Runtime:
             preview_url=f"{self.settings.base_url}/api/lists/{{list}}/issues/{{id}}/preview.html",
         )
 
-    # -- issue 14: the archive ------------------------
+    # -- issue 14: the archive, click counting ------------------------
 
     @cached_property
     def archive(self) -> Archive:
         """The public archive (it keeps recently shown web copies compiled)."""
         return Archive(self.sessions, self.renderer)
+
+    @cached_property
+    def clicks(self) -> ClickCounter:
+        return ClickCounter(self.sessions, self.clock, self.settings.secret_key)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -23,6 +23,7 @@ from mailer.cli import (
     lists,
     schedules,
     serve,
+    stats,
     subscribers,
 )
 
@@ -48,9 +49,10 @@ issues.app.command("send")(delivery.send)
 app.add_typer(bounces.app, name="bounces")
 app.add_typer(delivery.audit_app, name="audit")
 app.add_typer(schedules.app, name="schedules")
-# issue 14: the archive
+# issue 14: the archive, an issue's figures
 lists.app.command("edit")(archive.lists_edit)
 issues.app.command("withhold")(archive.withhold)
+issues.app.command("stats")(stats.stats)
 
 
 def main() -> None:
