@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator
+from email.message import EmailMessage
 
+import httpx
 import pytest
 from click.testing import Result
 from itsdangerous import URLSafeSerializer
@@ -36,17 +38,17 @@ def counts(runtime: Runtime) -> dict[tuple[str, str], int]:
         return {(c.url, c.day.isoformat()): c.clicks for c in session.scalars(select(ClickCount))}
 
 
-def redirects(message: object) -> tuple[list[str], list[str]]:
-    text, html = parts(message)  # type: ignore[arg-type]
+def redirects(message: EmailMessage) -> tuple[list[str], list[str]]:
+    text, html = parts(message)
     return REDIRECT.findall(html.replace("&amp;", "&")), REDIRECT.findall(text)
 
 
-def targets(message: object) -> dict[str, str]:
+def targets(message: EmailMessage) -> dict[str, str]:
     """Each counted link of a mail's HTML part, by the target its token signs."""
     return {links.read_token(SECRET, u.rsplit("/", 1)[1]).url: u for u in redirects(message)[0]}
 
 
-def follow(client: TestClient, url: str, method: str = "GET") -> object:
+def follow(client: TestClient, url: str, method: str = "GET") -> httpx.Response:
     path = url.removeprefix("https://news.example.org")
     return client.request(
         method,
@@ -98,19 +100,19 @@ def test_counted_links_are_one_for_all_readers_redirect_and_count_per_link_and_d
     target = targets(ada)
 
     first = follow(client, target[story(1)["link"]])
-    assert first.status_code == 302  # type: ignore[attr-defined]
-    assert first.headers["location"] == story(1)["link"]  # type: ignore[attr-defined]
-    assert "set-cookie" not in first.headers  # type: ignore[attr-defined]
-    assert first.headers["cache-control"] == "no-store"  # type: ignore[attr-defined]
+    assert first.status_code == 302
+    assert first.headers["location"] == story(1)["link"]
+    assert "set-cookie" not in first.headers
+    assert first.headers["cache-control"] == "no-store"
     follow(client, target[story(1)["link"]])
     follow(client, target[story(2)["more"]])
-    assert follow(client, target[story(2)["more"]], "HEAD").status_code == 302  # type: ignore[attr-defined]
+    assert follow(client, target[story(2)["more"]], "HEAD").status_code == 302
     clock.advance(days=1)
     follow(client, target[story(1)["link"]])
     # an editor checking the preview's and the test copy's links counts nothing
     preview = REDIRECT.findall(runtime.preview(issue_id).html.replace("&amp;", "&"))
     assert preview and not set(preview) & set(ada_html)
-    assert follow(client, preview[0]).status_code == 302  # type: ignore[attr-defined]
+    assert follow(client, preview[0]).status_code == 302
 
     assert counts(runtime) == {
         (story(1)["link"], "2026-01-05"): 2,
@@ -124,7 +126,7 @@ def test_counted_links_are_one_for_all_readers_redirect_and_count_per_link_and_d
     assert columns == {"id", "issue_id", "link_key", "url", "day", "clicks"}
 
     switch(runtime, count_clicks=False)  # counting stops at once; the links keep working
-    assert follow(client, target[story(1)["link"]]).status_code == 302  # type: ignore[attr-defined]
+    assert follow(client, target[story(1)["link"]]).status_code == 302
     assert sum(counts(runtime).values()) == 4
 
 
