@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from consent.models import Base
+from mailer.archive import models as archive
 from mailer.bounces import models as bounces
 from mailer.cadence import models as cadence
+from mailer.clicks import models as clicks
 from mailer.content import models as content
+from mailer.contributions import models as contributions
 from mailer.delivery import models as delivery
 
 metadata = Base.metadata
-DOMAINS = (content, delivery, bounces, cadence)  # each module defines its tables on `metadata`
+# Each module defines its tables on `metadata`.
+DOMAINS = (content, delivery, bounces, cadence, archive, contributions, clicks)

@@ -80,6 +80,22 @@ class Settings(BaseSettings):
         default="5/minute", description="one-click POST /unsubscribe per link"
     )
 
+    # -- issue 14: contributions and click counting (docs/archive.md) --
+    contribution_retention: int = Field(
+        default=30, ge=1, description="days a contributor's address is kept after the decision"
+    )
+    contribute_rate: str = Field(default="5/hour", description="POST /contribute per client")
+    contributions_per_address: int = Field(
+        default=3, ge=1, description="contributions one contact address may send in 24 hours"
+    )
+    contribution_links: int = Field(
+        default=3, ge=0, description="links a contribution's summary may hold"
+    )
+    click_rate: str = Field(
+        default="60/minute",
+        description="clicks counted per client (more are redirected, uncounted)",
+    )
+
     @field_validator("smtp_url")
     @classmethod
     def _smtp_url(cls, value: str) -> str:
@@ -88,7 +104,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "subscribe_rate", "confirm_rate", "preferences_rate", "unsubscribe_rate",
-        "unsubscribe_token_rate",
+        "unsubscribe_token_rate", "contribute_rate", "click_rate",
     )  # fmt: skip
     @classmethod
     def _rate(cls, value: str) -> str:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from consent.subject_data import SubjectData
 from mailer.bounces import subject as bounces
+from mailer.contributions.subject import ContributionContacts
 from mailer.delivery.subject import DeliveryData
 
 
@@ -37,4 +38,4 @@ class DeliveriesAndBounces:
 
 def contributions(secret_key: str) -> tuple[SubjectData, ...]:
     """Every domain's contribution, in the order its section appears in an export."""
-    return (DeliveriesAndBounces(secret_key),)
+    return (DeliveriesAndBounces(secret_key), ContributionContacts())

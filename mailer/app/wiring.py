@@ -20,10 +20,13 @@ from consent.rights import SubjectRights
 from consent.workflow import ConsentService, Policy
 from mailer.app import db, subjects
 from mailer.app.settings import Settings
+from mailer.archive.service import Archive
 from mailer.bounces.processor import BounceProcessor
 from mailer.cadence.publisher import ServicePublisher
 from mailer.cadence.schedules import ScheduleService
+from mailer.clicks.counter import ClickCounter
 from mailer.content.fetch import FetchPolicy
+from mailer.contributions.service import ContributionPolicy, ContributionService
 from mailer.delivery import previews, runner
 from mailer.delivery.runner import CampaignRunner
 from mailer.mail.render import Renderer
@@ -135,6 +138,29 @@ class Runtime:
             publisher,
             preview_url=f"{self.settings.base_url}/api/lists/{{list}}/issues/{{id}}/preview.html",
         )
+
+    # -- issue 14: the archive, contributions, click counting ------------------------
+
+    @cached_property
+    def archive(self) -> Archive:
+        """The public archive (it keeps recently shown web copies compiled)."""
+        return Archive(self.sessions, self.renderer)
+
+    @cached_property
+    def contributions(self) -> ContributionService:
+        settings = self.settings
+        policy = ContributionPolicy(
+            secret_key=settings.secret_key,
+            confirm_ttl=timedelta(days=settings.pending_ttl),
+            retention=timedelta(days=settings.contribution_retention),
+            per_address=settings.contributions_per_address,
+            max_links=settings.contribution_links,
+        )
+        return ContributionService(self.sessions, self.clock, policy)
+
+    @cached_property
+    def clicks(self) -> ClickCounter:
+        return ClickCounter(self.sessions, self.clock, self.settings.secret_key)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -10,9 +10,11 @@ from __future__ import annotations
 import typer
 
 from mailer.cli import (
+    archive,
     bounces,
     consent,
     consent_report,
+    contributions,
     db,
     delivery,
     demo,
@@ -22,6 +24,7 @@ from mailer.cli import (
     lists,
     schedules,
     serve,
+    stats,
     subscribers,
 )
 
@@ -47,6 +50,11 @@ issues.app.command("send")(delivery.send)
 app.add_typer(bounces.app, name="bounces")
 app.add_typer(delivery.audit_app, name="audit")
 app.add_typer(schedules.app, name="schedules")
+# issue 14: the archive, contributions, an issue's figures
+lists.app.command("edit")(archive.lists_edit)
+issues.app.command("withhold")(archive.withhold)
+issues.app.command("stats")(stats.stats)
+app.add_typer(contributions.app, name="contributions")
 
 
 def main() -> None:

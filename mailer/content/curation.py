@@ -11,7 +11,7 @@ once sending has begun.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -24,8 +24,10 @@ from consent.lists import get_list
 from consent.models import MailingList
 from mailer.content.events import upcoming
 from mailer.content.issue_content import build_content
+from mailer.content.links import issue_links
 from mailer.content.models import FeedItem, Issue, IssueEntry, IssueStatus
 from mailer.content.newsletter import compile_issue
+from mailer.content.publication import publication_of
 from mailer.mail.render import Renderer
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -262,13 +264,23 @@ def approve_issue(
     issue_id: int,
     list_slug: str | None = None,
 ) -> Issue:
-    """Freeze the issue: snapshot its content and compile it once, for sending."""
+    """Freeze the issue: snapshot its content and compile it once, for sending.
+
+    The list's publication switches are frozen with it (issue 14): whether its clicks
+    are counted (the mail says so, and its links are listed for the redirect) and
+    whether it has a public archive (the mail then carries List-Archive).
+    """
     issue = _editable(session, issue_id, list_slug)
     if not any(e.included for e in issue.entries) and not issue.introduction.strip():
         raise InvalidInput(f"issue {issue.id} is empty: include an entry or write an introduction")
     now = clock.now()
-    content = build_content(issue, now)
-    compiled = compile_issue(renderer, content)
+    publication = publication_of(session, issue.list_id)
+    content = replace(build_content(issue, now), clicks_counted=publication.count_clicks)
+    compiled = replace(
+        compile_issue(renderer, content),
+        counted_links=issue_links(content) if publication.count_clicks else (),
+        archived=publication.archive,
+    )
     issue.content = content.as_record()
     issue.compiled = compiled.as_record()
     issue.issue_date = now.astimezone(ZoneInfo(issue.mailing_list.timezone)).date()

@@ -33,6 +33,7 @@ class NewsEntry:
     source: str
     published: str  # a date in the list's time zone, or ""
     note: str
+    contributor: str = ""  # issue 14: the organisation that sent it in, for a contribution
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class EventEntry:
     url: str
     description: str
     note: str
+    contributor: str = ""  # issue 14: the organisation that sent it in, for a contribution
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,7 @@ class IssueContent:
     purpose: str
     cadence: str
     timezone: str
+    clicks_counted: bool = False  # issue 14: the mail says that clicks are counted (in aggregate)
 
     @property
     def entry_count(self) -> int:
@@ -150,6 +153,7 @@ def _news(entry: IssueEntry, tz: ZoneInfo) -> NewsEntry | None:
         source=feed.label if feed is not None else "",
         published=date_label(item.published_at, tz) if item.published_at else "",
         note=entry.note,
+        contributor=item.contributed_by,
     )
 
 
@@ -182,6 +186,7 @@ def _event(entry: IssueEntry, tz: ZoneInfo) -> EventEntry | None:
         url=event.url,
         description=description,
         note=entry.note,
+        contributor=event.contributed_by,
     )
 
 

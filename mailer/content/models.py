@@ -82,6 +82,8 @@ class FeedItem(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # Older than the new-feed window when first seen: kept for dedupe, never gathered.
     backlog: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Issue 14: the organisation whose accepted contribution this item is ("" for feeds).
+    contributed_by: Mapped[str] = mapped_column(String(200), default="")
 
     feed: Mapped[Feed | None] = relationship()
 
@@ -131,6 +133,8 @@ class ProjectEvent(Base):
     source: Mapped[str] = mapped_column(String(2000), default="manual")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Issue 14: the organisation whose accepted contribution this event is ("" otherwise).
+    contributed_by: Mapped[str] = mapped_column(String(200), default="")
 
 
 class Issue(Base):
@@ -205,3 +209,20 @@ class IssueEntry(Base):
     issue: Mapped[Issue] = relationship(back_populates="entries")
     item: Mapped[FeedItem | None] = relationship()
     event: Mapped[ProjectEvent | None] = relationship()
+
+
+# -- issue 14: how a list's issues are published --------------------------------------
+
+
+class ListPublication(Base):
+    """A list's publication switches: its public archive (on unless switched off) and the
+    aggregate counting of clicks (off unless switched on). No row means the defaults."""
+
+    __tablename__ = "list_publication"
+
+    list_id: Mapped[int] = mapped_column(
+        ForeignKey("lists.id", ondelete="CASCADE"), primary_key=True
+    )
+    archive: Mapped[bool] = mapped_column(Boolean, default=True)
+    count_clicks: Mapped[bool] = mapped_column(Boolean, default=False)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -56,6 +56,10 @@ class CompiledIssue:
     subject: str
     html_parts: tuple[str, ...]
     text_parts: tuple[str, ...]
+    # Issue 14, frozen at approval: the links whose clicks are counted (empty: none), and
+    # whether the list had its public archive (the mail then carries List-Archive).
+    counted_links: tuple[str, ...] = ()
+    archived: bool = False
 
     def personalise(self, name: str, unsubscribe_url: str, preferences_url: str) -> tuple[str, str]:
         """(html, text) for one reader; values are HTML-escaped in the HTML part."""
@@ -81,6 +85,8 @@ class CompiledIssue:
             "subject": self.subject,
             "html_parts": list(self.html_parts),
             "text_parts": list(self.text_parts),
+            "counted_links": list(self.counted_links),
+            "archived": self.archived,
         }
 
     @classmethod
@@ -93,14 +99,20 @@ class CompiledIssue:
             subject=str(record["subject"]),
             html_parts=tuple(record["html_parts"]),
             text_parts=tuple(record["text_parts"]),
+            counted_links=tuple(record.get("counted_links") or ()),
+            archived=bool(record.get("archived", False)),
         )
 
 
 def render_sources(
-    renderer: Renderer, content: IssueContent, tokens: Mapping[str, str]
+    renderer: Renderer, content: IssueContent, tokens: Mapping[str, str], web_copy: bool = False
 ) -> tuple[str, str]:
-    """The issue's MJML source and text part, with `tokens` standing in for the slots."""
-    context = {"issue": content, "slot": tokens, "title": content.subject}
+    """The issue's MJML source and text part, with `tokens` standing in for the slots.
+
+    `web_copy` renders the public archive's copy: the same issue, with a footer that
+    points to the archive and the form instead of one reader's links (issue 14).
+    """
+    context = {"issue": content, "slot": tokens, "title": content.subject, "web_copy": web_copy}
     return renderer.mjml_source(TEMPLATE, context), renderer.text(TEMPLATE, context)
 
 

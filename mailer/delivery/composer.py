@@ -13,6 +13,7 @@ from email.utils import format_datetime
 
 from consent.workflow import ConsentService
 from mailer.app.settings import Settings
+from mailer.content import links
 from mailer.content.newsletter import CompiledIssue, greeting
 from mailer.delivery import verp
 from mailer.delivery.dkim import Signer
@@ -32,6 +33,7 @@ class Composer:
         *,
         signer: Signer | None = None,
         test: bool = False,
+        preview: bool = False,
     ) -> None:
         self.settings = settings
         self.consent = consent
@@ -47,6 +49,7 @@ class Composer:
             list_slug=compiled.list_slug,
             domain=self.domain,
             unsubscribe_token="sample",
+            archive=compiled.archived,
         ).as_dict()
         static = {name: value for name, value in sample.items() if name != "List-Unsubscribe"}
         static.update({"Precedence": "bulk", "Auto-Submitted": "auto-generated"})
@@ -55,11 +58,12 @@ class Composer:
             subject = TEST_SUBJECT_PREFIX + subject
             static["X-Mailer-Test"] = "a test copy for an editor, not part of the campaign"
         self.test = test
+        html_parts, text_parts = counted_parts(compiled, settings, counted=not (test or preview))
         self.skeleton = Skeleton.build(
             sender=messages.sender_mailbox(settings.from_),
             subject=subject,
-            text=Part.from_parts("plain", compiled.text_parts),
-            html_source=Part.from_parts("html", compiled.html_parts, escape=html.escape),
+            text=Part.from_parts("plain", text_parts),
+            html_source=Part.from_parts("html", html_parts, escape=html.escape),
             headers=static,
         )
         self._date_second = -1
@@ -106,6 +110,28 @@ class Composer:
             values=values,
         )
         return self.signer.sign(data) if self.signer is not None else data
+
+
+def counted_parts(
+    compiled: CompiledIssue, settings: Settings, counted: bool
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The compiled parts, with each counted link through its signed redirect (issue 14).
+
+    Done once per Composer, so every reader's copy has the same links; a preview or a
+    test copy gets tokens marked "not counted", so checking the links counts nothing.
+    """
+    if not compiled.counted_links:
+        return compiled.html_parts, compiled.text_parts
+    targets = {
+        url: links.redirect_url(
+            settings.base_url, settings.secret_key, compiled.issue_id, url, counted
+        )
+        for url in compiled.counted_links
+    }
+    return (
+        links.rewrite_html(compiled.html_parts, targets),
+        links.rewrite_text(compiled.text_parts, targets),
+    )
 
 
 def signer_from(settings: Settings) -> Signer | None:

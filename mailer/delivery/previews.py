@@ -79,7 +79,7 @@ def preview(
         else:
             compiled = compile_issue(renderer, build_content(issue, clock.now()))
         status = issue.status.value
-    composer = Composer(compiled, settings, consent, signer=signer_from(settings))
+    composer = Composer(compiled, settings, consent, signer=signer_from(settings), preview=True)
     sample = Recipient(0, 0, SAMPLE_REF, SAMPLE_EMAIL, SAMPLE_NAME)
     data = composer.compose(sample, composer.message_id(), clock.now())
     message = message_from_bytes(data, policy=default_policy)

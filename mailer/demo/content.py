@@ -22,8 +22,8 @@ DEMO_CONTENT = Path(__file__).resolve().parents[2] / "demo_content"
 INTRODUCTION = (
     "Welcome to this week's **cluster news**. Below: what Europe's cybersecurity and privacy"
     " clusters have been up to, the policy and funding news that concerns them, and the"
-    " project's coming webinars. Clusters that want their news in the next issue can simply"
-    " reply to the cluster desk."
+    " project's coming webinars. Clusters that want their news in the next issue can send it"
+    " in through the contribution form on our site."
 )
 _FEED_DATE = re.compile(r"<(pubDate|updated|published|dc:date)>([^<]+)</\1>")
 _ICS_DATE = re.compile(

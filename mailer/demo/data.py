@@ -57,3 +57,17 @@ READERS: tuple[tuple[str, str, str, str], ...] = (
 
 def reader_address(first: str, last: str) -> str:
     return f"{first.lower()}.{last.lower()}@example.org"
+
+
+# Issue 14: what a cluster sends in through /contribute/cluster-news (invented).
+CONTRIBUTION = {
+    "kind": "news",
+    "title": "GAIA opens a cyber range for Basque SMEs",
+    "link": "https://gaia.example.org/news/cyber-range?utm_source=newsletter",
+    "summary": (
+        "Small companies of the region can now train their staff on realistic attacks,"
+        " free of charge for members.\n\nBookings open on the first Monday of each month."
+    ),
+    "organisation": "GAIA",
+    "contact": "press@gaia.example.org",
+}

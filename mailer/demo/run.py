@@ -9,10 +9,12 @@ Only time is accelerated: the clock jumps to the schedule's lead time and slot.
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 import shutil
 import time
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
 from pathlib import Path
 
 import httpx
@@ -27,12 +29,14 @@ from mailer.app.settings import Settings
 from mailer.app.wiring import Runtime
 from mailer.cadence import cron
 from mailer.cadence.schedules import ScheduleSpec
+from mailer.clicks.stats import issue_stats
 from mailer.content import curation
+from mailer.content.publication import set_publication
 from mailer.delivery import campaigns
 from mailer.delivery.audit import audit_deliveries
 from mailer.delivery.previews import write_preview
 from mailer.demo.content import add_demo_sources, curate_demo_issue
-from mailer.demo.data import CLUSTER_NEWS, READERS, reader_address
+from mailer.demo.data import CLUSTER_NEWS, CONTRIBUTION, READERS, reader_address
 from mailer.demo.infra import Outbox, WebServer, free_port, link, post_form
 
 EDITOR = "editor@example.org"
@@ -92,15 +96,23 @@ class Demo:
 
         with self.rt.sessions.begin() as session:
             create_list(session, self.rt.clock, CLUSTER_NEWS)
-        self.say(f"[bold]List[/] {CLUSTER_NEWS.name} ({SLUG}), consent text v1")
+            set_publication(session, self.rt.clock, SLUG, count_clicks=True)
+        self.say(
+            f"[bold]List[/] {CLUSTER_NEWS.name} ({SLUG}), consent text v1; public archive on,"
+            " clicks counted per link and day (never who clicked)"
+        )
         events = add_demo_sources(self.rt, SLUG, self.root)
         self.say(f"[bold]Content[/] 2 sample feeds and {events} events from demo_content/")
         readers = [(f"{f} {last}", reader_address(f, last)) for f, last, _c, _k in READERS]
+        self.readers = readers
         with WebServer(create_app(self.rt), self.web_port), httpx.Client(timeout=30) as http:
             confirmed = self.subscribe(http, readers)
+            self.contribute(http)
             issue_id = self.schedule_and_send()
             self.clock.advance(hours=2)  # readers open the issue a little later
+            self.click(http, confirmed)
             self.leave_and_erase(http, confirmed)
+            self.archive(http)
         self.summary(issue_id)
         self.say(f"Done in {time.monotonic() - started:.1f} s")
         return 0
@@ -118,6 +130,24 @@ class Demo:
             f" {len(confirmers)} confirmed, {len(readers) - len(confirmers)} never do"
         )
         return confirmers
+
+    def contribute(self, http: httpx.Client) -> None:
+        """A cluster sends its news in; its contact confirms; the editor accepts it."""
+        contact = CONTRIBUTION["contact"]
+        form = {**CONTRIBUTION, "website": ""}
+        sent = post_form(http, f"{self.base}/contribute/{SLUG}", form)
+        assert sent.status_code == 202, sent.status_code
+        [mail] = self.outbox.mails_to(contact)
+        confirmed = post_form(http, link(mail, "contribute/confirm"), {})
+        assert confirmed.status_code == 200, confirmed.status_code
+        [pending] = self.rt.contributions.listing(SLUG, "pending")
+        _view, decided = self.rt.contributions.accept(pending.id)
+        asyncio.run(self.rt.mail.deliver(decided))
+        self.say(
+            f"[bold]Contribution[/] {CONTRIBUTION['organisation']} sent in news through"
+            f" /contribute/{SLUG}; {contact} confirmed by the mailed link's button; the"
+            " editor accepted it for the next issue, and the contact was told"
+        )
 
     def schedule_and_send(self) -> int:
         view = self.rt.schedules.add(
@@ -159,6 +189,33 @@ class Demo:
         self.say(f"[bold]Clock → {self.clock.now():%Y-%m-%d %H:%M} UTC[/] (the slot): {statuses}")
         return issue_id
 
+    def click(self, http: httpx.Client, confirmed: list[str]) -> None:
+        """A few readers follow links of the newsletter (the redirect counts, per link)."""
+        clicks = 0
+        for n, address in enumerate(confirmed[2:8]):
+            newsletter = self.outbox.mails_to(address)[-1]
+            counted = re.findall(rf"{re.escape(self.base)}/r/[^\s<>]+", _text(newsletter))
+            for url in counted[: 1 + n % 3]:
+                answer = http.get(url, follow_redirects=False)
+                assert answer.status_code == 302, answer.status_code
+                clicks += 1
+        self.say(f"[bold]Clicks[/] {clicks} links followed by 6 readers through /r/...: counted")
+
+    def archive(self, http: httpx.Client) -> None:
+        """The public archive: the issue as readers got it, with nothing of any of them."""
+        url = f"{self.base}/archive/{SLUG}"
+        listing, page = http.get(url), http.get(f"{url}/1")
+        assert listing.status_code == page.status_code == 200
+        assert not any(name in page.text for name, _ in self.readers)
+        (self.root / "archive").mkdir(exist_ok=True)
+        self.archived = self.root / "archive" / f"{SLUG}-1.html"
+        self.archived.write_text(page.text, encoding="utf-8")
+        self.archive_url = url
+        self.say(
+            f"[bold]Public archive[/] {url}: issue 1 as readers got it, no reader's name,"
+            f" address or link in it (HTTP {page.status_code}); Atom feed at {url}/feed.xml"
+        )
+
     def leave_and_erase(self, http: httpx.Client, confirmed: list[str]) -> None:
         leaver, eraser = confirmed[0], confirmed[1]
         newsletter = self.outbox.mails_to(leaver)[-1]
@@ -185,6 +242,23 @@ class Demo:
             f"[bold]Erasure[/] requested by {eraser} from the self-service link mailed to them:"
             " done"
         )
+
+    def figures(self, issue_id: int) -> None:
+        """`mailer issues stats N`: from the ledgers and the click counters, nobody named."""
+        with self.rt.sessions() as session:
+            stats = issue_stats(session, issue_id)
+        rate = f"{stats.complaint_rate:.1%}" if stats.complaint_rate is not None else "n/a"
+        table = Table(title="The issue's figures (mailer issues stats 1; now, after the erasure)")
+        table.add_column("figure")
+        table.add_column("value", justify="right")
+        table.add_row("copies sent", str(stats.copies_sent))
+        table.add_row("bounces", str(stats.bounces))
+        table.add_row("complaints", f"{stats.complaints} ({rate}; Gmail's line 0.3%)")
+        table.add_row("unsubscribes", str(stats.unsubscribes))
+        table.add_row("clicks", str(stats.total_clicks))
+        for followed in sorted(stats.clicks, key=lambda c: -c.clicks)[:3]:
+            table.add_row(f"  {followed.url[:60]}", str(followed.clicks))
+        self.console.print(table)
 
     def summary(self, issue_id: int) -> None:
         now = self.clock.now()
@@ -216,6 +290,8 @@ class Demo:
             table.add_row(state, str(value))
         self.console.print(table)
 
+        self.figures(issue_id)
+
         ok = "[green]verified[/]" if verified.ok else f"[red]BROKEN[/] {verified.breaks[0]}"
         self.say(f"[bold]Consent ledger:[/] {verified.checked} events, {ok}")
         passed = "[green]passed[/]" if not audited.violations else "[red]FAILED[/]"
@@ -226,5 +302,13 @@ class Demo:
         self.say(f"[bold]Rendered issue:[/] {self.files.html}")
         self.say(f"                {self.files.text}")
         self.say(f"                {self.files.eml}")
+        self.say(f"[bold]Archive copy:[/]   {self.archived}")
+        self.say(f"                {self.archive_url} (while a server runs on this database)")
         self.say(f"[bold]Mails captured:[/] {len(self.outbox.paths)} in {self.root / 'outbox'}")
         self.say(f"[bold]Database:[/] {self.root / 'mailer.db'}")
+
+
+def _text(message: EmailMessage) -> str:
+    body = message.get_body(("plain",))
+    assert body is not None
+    return str(body.get_content())

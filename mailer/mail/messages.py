@@ -54,17 +54,24 @@ class ListHeaders:
     list_id: str
     unsubscribe_url: str
     unsubscribe_mailto: str | None = None
+    help_url: str | None = None  # RFC 2369: what the list is and how to leave (its form)
+    archive_url: str | None = None  # RFC 2369: its public archive, when it has one
 
     def as_dict(self) -> dict[str, str]:
         unsubscribe = f"<{self.unsubscribe_url}>"
         if self.unsubscribe_mailto:
             unsubscribe += f", <{self.unsubscribe_mailto}>"
-        return {
+        fields = {
             "List-Id": self.list_id,
             "List-Unsubscribe": unsubscribe,
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
             "List-Post": "NO",
         }
+        if self.help_url:
+            fields["List-Help"] = f"<{self.help_url}>"
+        if self.archive_url:
+            fields["List-Archive"] = f"<{self.archive_url}>"
+        return fields
 
 
 def list_id(list_name: str, list_slug: str, domain: str) -> str:
@@ -81,12 +88,18 @@ def list_headers(
     domain: str,
     unsubscribe_token: str,
     mailto: str | None = None,
+    archive: bool = False,
 ) -> ListHeaders:
-    """The one-click unsubscribe headers for one subscriber of one list (RFC 8058)."""
+    """The list headers of one subscriber's mail: one-click unsubscribe (RFC 8058),
+    List-Help (the list's form, which says what it is and how to leave) and, when the
+    list has a public archive, List-Archive (RFC 2369)."""
+    slug = header_safe(list_slug, "list slug")
     return ListHeaders(
         list_id=list_id(list_name, list_slug, domain),
         unsubscribe_url=f"{base_url}/unsubscribe/{header_safe(unsubscribe_token, 'token')}",
         unsubscribe_mailto=mailto,
+        help_url=f"{base_url}/subscribe/{slug}",
+        archive_url=f"{base_url}/archive/{slug}" if archive else None,
     )
 
 

@@ -1,4 +1,5 @@
-"""Housekeeping the scheduler runs: feed fetching, consent purge, bounces, delivery retries."""
+"""Housekeeping the scheduler runs: feed fetching, consent purge, bounces, delivery retries,
+and the purge of contributions' contact addresses."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from consent.workflow import ConsentService
 from mailer.bounces.processor import BounceProcessor, from_maildir
 from mailer.content import feeds
 from mailer.content.fetch import FetchPolicy
+from mailer.contributions.service import ContributionService, Purged
 from mailer.delivery import campaigns
 
 log = logging.getLogger(__name__)
@@ -60,3 +62,14 @@ async def process_bounces(processor: BounceProcessor, maildir: str | Path) -> in
     if handled:
         log.info("processed %d returned mails", handled)
     return handled
+
+
+async def purge_contributions(service: ContributionService) -> Purged:
+    """Issue 14: delete stale unconfirmed contributions, forget contacts past retention."""
+    done = await asyncio.to_thread(service.purge)
+    log.info(
+        "contributions: %d unconfirmed deleted, %d contact addresses forgotten",
+        done.unconfirmed_deleted,
+        done.contacts_emptied,
+    )
+    return done

@@ -31,6 +31,11 @@ def build_scheduler(runtime: Runtime) -> Scheduler:
             lambda: housekeeping.fetch_feeds(sessions, runtime.clock, runtime.fetch_policy()),
         ),
         Housekeeping("purge", timedelta(days=1), lambda: housekeeping.purge(runtime.consent)),
+        Housekeeping(  # issue 14
+            "contributions",
+            timedelta(days=1),
+            lambda: housekeeping.purge_contributions(runtime.contributions),
+        ),
         Housekeeping(
             "retries",
             timedelta(minutes=5),

@@ -10,8 +10,8 @@ from starlette.types import ASGIApp
 
 from mailer.app.wiring import Runtime
 from mailer.mail.render import TEMPLATES
-from mailer.web import docs, errors, health, pages, selfservice
-from mailer.web.api import delivery, issues, lists
+from mailer.web import archive, contribute, docs, errors, health, pages, redirect, selfservice
+from mailer.web.api import contributions, delivery, issues, lists, stats
 from mailer.web.guards.admin import AdminGate
 from mailer.web.guards.bodylimit import BodyLimit
 from mailer.web.guards.headers import SecurityHeaders
@@ -63,6 +63,12 @@ def create_app(runtime: Runtime, service: Service | None = None) -> FastAPI:
         lists.router,
         issues.router,
         delivery.router,
+        # issue 14
+        archive.router,
+        contribute.router,
+        redirect.router,
+        contributions.router,
+        stats.router,
     ):
         app.include_router(router)
     docs.install(app)

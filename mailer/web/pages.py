@@ -21,6 +21,7 @@ from consent.preferences import show as show_preferences
 from consent.preferences import update as update_preferences
 from consent.workflow import Evidence
 from mailer.app.wiring import Runtime
+from mailer.content.publication import publication_of
 from mailer.web import csrf
 from mailer.web.errors import error_response, wants_json
 from mailer.web.ratelimit import ClientLimits, KeyedLimits, RequestLimits
@@ -122,6 +123,8 @@ def _list_view(runtime: Runtime, slug: str) -> dict[str, Any]:
             "controller_address": mailing_list.controller_address,
             "consent_text": mailing_list.current_text.text,
             "text_version": mailing_list.current_text.version,
+            # issue 14: the form says plainly whether clicks are counted (in aggregate)
+            "count_clicks": publication_of(session, mailing_list.id).count_clicks,
         }
 
 

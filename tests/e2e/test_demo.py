@@ -34,17 +34,31 @@ def test_demo_runs_the_whole_job_and_twice(tmp_path: Path) -> None:
     assert "18 copies" in output
     assert re.search(r"Consent ledger: \d+ events, verified", output)
     assert "Audit of deliveries: 17 checked, 0 without consent: passed" in output
+    # issue 14: a contribution, clicks, the public archive and the issue's figures
+    assert "the editor accepted it for the next issue, and the contact was told" in output
+    assert re.search(r"Clicks \d+ links followed by 6 readers", output)
+    assert re.search(
+        r"Public archive http://127\.0\.0\.1:\d+/archive/cluster-news: issue 1", output
+    )
+    assert row(output, "copies sent") == "17"  # the erasure took the eraser's copy
+    assert row(output, "unsubscribes") == "1"
+    assert int(row(output, "clicks")) > 0
+    archived = (target / "archive" / "cluster-news-1.html").read_text()
+    assert "Contributed by GAIA" in archived and "Hello," in archived
+    assert "ana.ibarra" not in archived and "/unsubscribe/" not in archived
 
     preview = target / "preview"
     html = (preview / "1.html").read_text()
     assert "Cluster of the month" in html and "<script" not in html
+    assert "Contributed by GAIA" in html and "/r/" in html
     assert "Unsubscribe" in (preview / "1.txt").read_text()
     eml = (preview / "1.eml").read_bytes()
     assert b"List-Unsubscribe-Post: List-Unsubscribe=One-Click" in eml
     mails = sorted((target / "outbox").glob("*.eml"))
-    # 24 confirmations, 18 welcomes, 1 mail to the editor, 18 newsletters, and the
-    # self-service link the eraser asked for from the preferences page
-    assert len(mails) == 24 + 18 + 1 + 18 + 1
+    # 24 confirmations, 18 welcomes, 1 mail to the editor, 18 newsletters, the
+    # self-service link the eraser asked for from the preferences page, and the
+    # contribution's confirmation and decision
+    assert len(mails) == 24 + 18 + 1 + 18 + 1 + 2
 
     again = CliRunner().invoke(app, ["demo", "--directory", str(target)], env={"COLUMNS": "120"})
     assert again.exit_code == 0, again.output

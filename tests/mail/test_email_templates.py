@@ -48,6 +48,23 @@ CONTEXTS: dict[str, dict[str, Any]] = {
         "new_email": "ada@example.net",
         "changed_at": "2026-11-30 10:00 UTC",
     },
+    # issue 14: contributions
+    "email/contribution_confirm": {
+        **LAYOUT,
+        "list_slug": "cyber-news",
+        "contribution_title": "Ada Lovelace Day at the cluster",
+        "confirm_url": "https://news.example.org/contribute/confirm/t",
+        "ttl_days": 7,
+        "retention_days": 30,
+    },
+    "email/contribution_decision": {
+        **LAYOUT,
+        "list_slug": "cyber-news",
+        "contribution_title": "Ada Lovelace Day at the cluster",
+        "accepted": False,
+        "reason": "Not about clusters",
+        "retention_days": 30,
+    },
 }
 
 

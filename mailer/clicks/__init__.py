@@ -1,0 +1,1 @@
+"""What readers found useful, without tracking anyone: aggregate clicks and issue stats."""

@@ -1,0 +1,1 @@
+"""Contributions: news and events sent in by clusters, confirmed by mail, moderated."""

@@ -1,0 +1,1 @@
+"""Tests of mailer/archive/: the public archive, its web copies, its feed."""

@@ -1,0 +1,1 @@
+"""Tests of mailer/clicks/: the counted redirect, its counters, an issue's figures."""

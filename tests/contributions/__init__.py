@@ -1,0 +1,1 @@
+"""Tests of mailer/contributions/: sent in, confirmed, moderated, purged."""
