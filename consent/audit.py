@@ -3,6 +3,8 @@ and how many were pending, active, withdrawn, suppressed or erased."""
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -129,3 +131,31 @@ def summary(session: Session, at: datetime) -> dict[str, Counts]:
         slug: _counts(standings, state.erased_from.get(slug, 0))
         for slug, standings in sorted(by_list.items())
     }
+
+
+PROOF_FIELDS = [
+    "subject_ref",
+    "email",
+    "name",
+    "requested_at",
+    "confirmed_at",
+    "method",
+    "source",
+    "text_version",
+    "text_sha256",
+    "event_ids",
+]
+
+
+def proofs_csv(found: Report) -> str:
+    """The report's proofs as CSV: `mailer consent report --format csv` and the workspace's."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=PROOF_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for proof in found.active:
+        cells = {
+            k: (" ".join(map(str, v)) if isinstance(v, list) else v)
+            for k, v in proof.record().items()
+        }
+        writer.writerow({k: "" if v is None else v for k, v in cells.items()})
+    return buffer.getvalue()

@@ -23,6 +23,7 @@ from mailer.cli import (
     schedules,
     serve,
     subscribers,
+    users,
 )
 
 app = typer.Typer(
@@ -47,6 +48,7 @@ issues.app.command("send")(delivery.send)
 app.add_typer(bounces.app, name="bounces")
 app.add_typer(delivery.audit_app, name="audit")
 app.add_typer(schedules.app, name="schedules")
+app.add_typer(users.app, name="users")
 
 
 def main() -> None:
