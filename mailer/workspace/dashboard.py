@@ -128,7 +128,9 @@ def _line(issue: Issue, slug: str, counts: dict[str, int] | None = None) -> Issu
 def dashboard(sessions: sessionmaker[Session], clock: Clock) -> Dashboard:
     now = clock.now()
     with sessions() as session:
-        slugs = dict(session.execute(select(MailingList.id, MailingList.slug)).tuples())
+        slugs: dict[int, str] = {
+            i: s for i, s in session.execute(select(MailingList.id, MailingList.slug))
+        }
         waiting = [
             _line(i, slugs[i.list_id])
             for i in session.scalars(

@@ -2,25 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from consent.clock import Clock
+from consent.workflow import ConsentService
 from mailer.accounts import oplog
+from mailer.accounts.models import Operation
 from mailer.accounts.oplog import Actor
+from mailer.app.settings import Settings
 from mailer.cadence import cron
 from mailer.cadence.models import Schedule, ScheduleSlot
 from mailer.content import curation
 from mailer.content.curation import EntryChanges, IssueChanges
 from mailer.content.models import Issue, IssueStatus
 from mailer.content.views import issue_detail, issue_summary
-from mailer.delivery import campaigns
+from mailer.delivery import campaigns, previews
 from mailer.mail.render import Renderer
+from mailer.mail.transport import SendResult, Transport
 
 
 @dataclass(frozen=True)
@@ -31,11 +36,25 @@ class Plan:
     at: datetime | None = None
 
 
+EDITS_COALESCED = timedelta(minutes=10)
+
+
 class IssueDesk:
-    def __init__(self, sessions: sessionmaker[Session], clock: Clock, renderer: Renderer) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        clock: Clock,
+        renderer: Renderer,
+        settings: Settings,
+        consent: ConsentService,
+        transport: Transport,
+    ) -> None:
         self.sessions = sessions
         self.clock = clock
         self.renderer = renderer
+        self.settings = settings
+        self.consent = consent
+        self.transport = transport
 
     def _log(
         self, session: Session, actor: Actor, action: str, issue: Issue, **detail: Any
@@ -91,10 +110,21 @@ class IssueDesk:
             return issue.id
 
     def edit(self, actor: Actor, issue_id: int, changes: IssueChanges) -> None:
+        """Change the texts; the preview saves as the editor types, so one log line stands
+        for one person's edits of one issue within ten minutes."""
         with self.sessions.begin() as session:
             issue = curation.update_issue(session, self.clock, issue_id, changes)
-            fields = [k for k, v in changes.__dict__.items() if v not in (None, False)]
-            self._log(session, actor, "issue edited", issue, fields=fields)
+            recent = session.scalar(
+                select(Operation.id).where(
+                    Operation.object_type == "issue",
+                    Operation.object_id == str(issue_id),
+                    Operation.action == "issue edited",
+                    Operation.actor == actor.email,
+                    Operation.at > self.clock.now() - EDITS_COALESCED,
+                )
+            )
+            if recent is None:
+                self._log(session, actor, "issue edited", issue)
 
     def edit_entry(self, actor: Actor, issue_id: int, ref: int, changes: EntryChanges) -> None:
         with self.sessions.begin() as session:
@@ -115,18 +145,44 @@ class IssueDesk:
             issue = curation.reopen_issue(session, self.clock, issue_id)
             self._log(session, actor, "issue reopened", issue)
 
-    def tested(self, actor: Actor, issue_id: int) -> None:
-        """Log a test copy sent to the actor (the copy changes nothing else)."""
-        with self.sessions.begin() as session:
-            self._log(session, actor, "test copy sent", curation.get_issue(session, issue_id))
+    async def test(self, actor: Actor, issue_id: int) -> SendResult:
+        """One copy marked as a test to the actor's own address, draft or approved."""
+        envelope = await asyncio.to_thread(
+            previews.test_copy,
+            issue_id,
+            actor.email,
+            sessions=self.sessions,
+            clock=self.clock,
+            renderer=self.renderer,
+            settings=self.settings,
+            consent=self.consent,
+        )
+        result = await self.transport.send(envelope)
 
-    def send(self, actor: Actor, issue_id: int, start: Callable[[int], None]) -> None:
+        def log() -> None:
+            with self.sessions.begin() as session:
+                issue = curation.get_issue(session, issue_id)
+                self._log(session, actor, "test copy sent", issue, accepted=result.ok)
+
+        await asyncio.to_thread(log)
+        return result
+
+    async def send(
+        self, actor: Actor, issue_id: int, start: Callable[[int], Awaitable[None]]
+    ) -> None:
         """Start the campaign of an approved issue through `start`, and log who did."""
-        with self.sessions() as session:
-            campaigns.sendable_issue(session, issue_id)
-        start(issue_id)
-        with self.sessions.begin() as session:
-            self._log(session, actor, "issue sent", curation.get_issue(session, issue_id))
+
+        def check() -> None:
+            with self.sessions() as session:
+                campaigns.sendable_issue(session, issue_id)
+
+        def log() -> None:
+            with self.sessions.begin() as session:
+                self._log(session, actor, "issue sent", curation.get_issue(session, issue_id))
+
+        await asyncio.to_thread(check)
+        await start(issue_id)
+        await asyncio.to_thread(log)
 
 
 _SLOT_WORDS = {
