@@ -34,6 +34,8 @@ def test_demo_runs_the_whole_job_and_twice(tmp_path: Path) -> None:
     assert "18 copies" in output
     assert re.search(r"Consent ledger: \d+ events, verified", output)
     assert "Audit of deliveries: 17 checked, 0 without consent: passed" in output
+    assert re.search(r"Workspace editor: editor@example.org  password: \S{20}", output)
+    assert re.search(r"Workspace auditor: auditor@example.org  password: \S{20}", output)
 
     preview = target / "preview"
     html = (preview / "1.html").read_text()
