@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from mailer.content.curation import UnknownIssue
 from mailer.web.admin.auth import Staff, allow
 from mailer.web.admin.desks import campaign_progress, desks
 from mailer.web.admin.render import is_htmx, page
@@ -20,7 +21,10 @@ router = APIRouter(include_in_schema=False)
 async def progress(
     request: Request, issue_id: RowId, staff: Annotated[Staff, allow("delivery.view")]
 ) -> Response:
-    issue = await run_in_threadpool(desks(request).issues.detail, issue_id)
+    try:
+        issue = await run_in_threadpool(desks(request).issues.detail, issue_id)
+    except UnknownIssue as exc:
+        return page(request, staff, "error.html", {"title": "Not found", "detail": str(exc)}, 404)
     status = await campaign_progress(request, issue_id)
     counts: dict[str, int] = status["counts"]  # type: ignore[assignment]
     context = {
