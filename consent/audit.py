@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -119,6 +119,23 @@ def report(session: Session, list_slug: str, at: datetime) -> Report:
     )
     counts = _counts(standings, state.erased_from.get(mailing_list.slug, 0))
     return Report(mailing_list.slug, at, counts, proofs, state.last_event_id)
+
+
+def with_people(session: Session, found: Report, limit: int | None = None) -> Report:
+    """The report with the people's current address and name (None once erased), for the
+    first `limit` proofs (all by default): a report kept for a while never shows an
+    address erased since it was replayed."""
+    shown = found.active if limit is None else found.active[:limit]
+    people = _people(session, [p.subject_ref for p in shown])
+    fresh = tuple(
+        replace(
+            p,
+            email=people[p.subject_ref][0] if p.subject_ref in people else None,
+            name=people[p.subject_ref][1] if p.subject_ref in people else None,
+        )
+        for p in shown
+    )
+    return replace(found, active=fresh + found.active[len(shown) :])
 
 
 def summary(session: Session, at: datetime) -> dict[str, Counts]:

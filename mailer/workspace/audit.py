@@ -2,14 +2,16 @@
 receipts, the delivery audit and the operations log. Nothing here writes.
 
 A report replays the ledger, which at 100,000 subscribers takes seconds, so a
-few reports are kept in memory, keyed by (list, instant, the ledger's last
-event id). Any new event (an erasure too, which must not leave an address on
-screen) changes the key, so a kept report is never stale; paging and the CSV
-download reuse it.
+page never waits for it: `prepare` starts the replay in a thread and answers
+None until it is done (the page polls), and a few reports are kept in memory,
+keyed by (list, instant, the last event at or before the instant): an event
+that changes the past changes the key. The people's addresses are looked up
+again each time a kept report is shown, so one erased since never appears.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from datetime import datetime
@@ -29,6 +31,7 @@ from mailer.accounts import oplog
 from mailer.delivery.audit import AuditResult, audit_deliveries
 
 CACHED_REPORTS = 8
+log = logging.getLogger(__name__)
 
 
 class AuditDesk:
@@ -37,28 +40,67 @@ class AuditDesk:
         self.rights = rights
         self._reports: OrderedDict[tuple[str, datetime, int], Report] = OrderedDict()
         self._lock = threading.Lock()
+        self._running: set[tuple[str, datetime, int]] = set()
 
     def verify(self) -> verification.Verification:
         with self.sessions() as session:
             return verification.verify(session)
 
-    def report(self, list_slug: str, at: datetime) -> Report:
-        at = utc(at)
+    def _key(self, list_slug: str, at: datetime) -> tuple[str, datetime, int]:
         with self.sessions() as session:
-            get_list(session, list_slug)
-            last = session.scalar(select(func.max(ConsentEvent.id)))
-            key = (list_slug, at, int(last or 0))
-            with self._lock:
-                found = self._reports.get(key)
-                if found is not None:
-                    self._reports.move_to_end(key)
-                    return found
-            found = audit.report(session, list_slug, at)
+            get_list(session, list_slug)  # UnknownList before any work
+            last = session.scalar(
+                select(func.max(ConsentEvent.id)).where(ConsentEvent.occurred_at <= utc(at))
+            )
+        return (list_slug, utc(at), int(last or 0))
+
+    def _kept(self, key: tuple[str, datetime, int]) -> Report | None:
+        with self._lock:
+            found = self._reports.get(key)
+            if found is not None:
+                self._reports.move_to_end(key)
+            return found
+
+    def _replay(self, key: tuple[str, datetime, int]) -> Report:
+        with self.sessions() as session:
+            found = audit.report(session, key[0], key[1])
         with self._lock:
             self._reports[key] = found
             while len(self._reports) > CACHED_REPORTS:
                 self._reports.popitem(last=False)
+            self._running.discard(key)
         return found
+
+    def _fresh(self, found: Report, limit: int | None) -> Report:
+        with self.sessions() as session:
+            return audit.with_people(session, found, limit)
+
+    def report(self, list_slug: str, at: datetime) -> Report:
+        """The report, replayed now unless it is kept (blocking: for a download)."""
+        key = self._key(list_slug, at)
+        return self._fresh(self._kept(key) or self._replay(key), None)
+
+    def prepare(self, list_slug: str, at: datetime, shown: int = 200) -> Report | None:
+        """The report if it is kept (its first `shown` people looked up again); else its
+        replay starts in a thread and this is None."""
+        key = self._key(list_slug, at)
+        found = self._kept(key)
+        if found is not None:
+            return self._fresh(found, shown)
+        with self._lock:
+            if key in self._running:
+                return None
+            self._running.add(key)
+        threading.Thread(target=self._replay_quietly, args=(key,), daemon=True).start()
+        return None
+
+    def _replay_quietly(self, key: tuple[str, datetime, int]) -> None:
+        try:
+            self._replay(key)
+        except Exception:
+            log.exception("the report of %s at %s failed", key[0], key[1])
+            with self._lock:
+                self._running.discard(key)
 
     def history(self, email: str) -> dict[str, Any]:
         """Everything held about one person, as their export has it (UnknownSubject if none)."""

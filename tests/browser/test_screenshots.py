@@ -49,4 +49,4 @@ def test_take_the_screenshots_of_the_main_screens(open_page: Callable[..., Page]
             page.set_viewport_size({"width": width, "height": 900})
             page.goto(url)
             page.wait_for_load_state("networkidle")
-            page.screenshot(path=str(folder / f"{name}-{width}.png"), full_page=width == 390)
+            page.screenshot(path=str(folder / f"{name}-{width}.png"))

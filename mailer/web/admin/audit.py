@@ -21,7 +21,7 @@ from consent.receipts import NoConsent, ReceiptOptions
 from consent.rights import UnknownSubject
 from mailer.web.admin.auth import Staff, allow, runtime_of
 from mailer.web.admin.desks import desks
-from mailer.web.admin.render import page
+from mailer.web.admin.render import is_htmx, page
 
 router = APIRouter(include_in_schema=False)
 SHOWN = 200  # proofs on the report page; the CSV has them all
@@ -56,14 +56,16 @@ async def report(request: Request, staff: Annotated[Staff, allow("audit.view")])
         try:
             at = _instant(values["at"], request)
             context["report"] = await run_in_threadpool(
-                desks(request).audit.report, values["list"], at
+                desks(request).audit.prepare, values["list"], at
             )
+            context["preparing"] = context["report"] is None
             context["shown"] = SHOWN
             context["at_iso"] = at.isoformat()
         except (ValueError, UnknownList) as exc:
             context["error"] = str(exc)
             return page(request, staff, "report.html", context, 422)
-    return page(request, staff, "report.html", context)
+    template = "_report.html" if is_htmx(request) else "report.html"
+    return page(request, staff, template, context)
 
 
 @router.get("/admin/audit/report.csv")
