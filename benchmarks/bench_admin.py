@@ -2,8 +2,9 @@
 
 Server time in-process (the ASGI app through Starlette's test client, the median
 of 15 requests after a warm-up), on SQLite: the dashboard, an issue editor, a
-prefix search of the subscribers, and the consent report at an instant (cold:
-the first request replays the ledger; warm: the kept replay). Goal: each under
+prefix search of the subscribers, and the consent report at an instant (the
+first request starts the ledger's replay in a worker process and answers at once; the
+page polls until it is ready, then shows the kept replay). Goal: each under
 150 ms. The data is bulk-inserted: 100,000 readers imported with evidence (so
 the ledger has their events), 200 issues, 100,000 deliveries of the last one.
 """
@@ -18,7 +19,7 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 
 from consent.clock import FrozenClock
 from consent.imports import import_csv
@@ -81,6 +82,9 @@ def _seed(runtime: Runtime, folder: Path) -> int:
         ]
         session.execute(insert(Issue), rows)
         last = session.scalar(select(Issue.id).order_by(Issue.id.desc()))
+        session.execute(  # the latest send: the dashboard counts its 100,000 copies
+            update(Issue).where(Issue.id == last).values(updated_at=now + timedelta(minutes=1))
+        )
         ids = list(session.scalars(select(Subscriber.id)))
         session.execute(
             insert(Delivery),
@@ -136,23 +140,31 @@ def main() -> int:
                                               "csrf_token": token.group(1)})  # fmt: skip
             report = f"/admin/audit/report?list={LIST.slug}&at=2026-01-05T09:00"
             start = time.perf_counter()
-            client.get(report)
-            cold = time.perf_counter() - start
+            first = client.get(report, follow_redirects=False)
+            asked = time.perf_counter() - start
+            assert 'data-testid="report-preparing"' in first.text
+            while 'data-testid="report-counts"' not in client.get(report).text:
+                time.sleep(0.1)
+            ready = time.perf_counter() - start
             pages = {
                 "GET /healthz (reference)": "/healthz",
                 "dashboard": "/admin/dashboard",
+                "dashboard: last sends (loaded after)": "/admin/dashboard/sends",
                 "issue editor": f"/admin/issues/{draft_id}",
                 "subscriber search (prefix)": "/admin/subscribers?q=reader0500",
                 "subscriber page 100 (keyset)": "/admin/subscribers?after=reader005000%40x",
-                "report at an instant (warm)": report,
+                "report at an instant (kept)": report,
             }
             for label, url in pages.items():
                 client.get(url)
                 took = _median(client, url)
                 verdict = "" if label.startswith("GET") else ("ok" if took < GOAL else "SLOW")
-                print(f"  {label:32} {took * 1000:8.1f} ms  {verdict}")
-            verdict = "ok" if cold < GOAL else "SLOW (replays the ledger)"
-            print(f"  {'report at an instant (cold)':32} {cold * 1000:8.1f} ms  {verdict}")
+                print(f"  {label:38} {took * 1000:8.1f} ms  {verdict}")
+            verdict = "ok" if asked < GOAL else "SLOW"
+            label = "report, first request (replay starts)"
+            print(f"  {label:38} {asked * 1000:8.1f} ms  {verdict}")
+            label = "report, until the replay is ready"
+            print(f"  {label:38} {ready * 1000:8.1f} ms  (a worker process)")
         runtime.close()
     return 0
 

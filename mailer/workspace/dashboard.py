@@ -140,15 +140,7 @@ def dashboard(sessions: sessionmaker[Session], clock: Clock) -> Dashboard:
                 .limit(20)
             )
         ]
-        sent = list(
-            session.scalars(
-                select(Issue)
-                .where(Issue.status.in_((IssueStatus.SENDING, IssueStatus.SENT)))
-                .order_by(Issue.updated_at.desc())
-                .limit(SENDS_SHOWN)
-            )
-        )
-        counts = _counts(session, [i.id for i in sent])
+        sent = _last_sent(session)
         failing = [
             FeedLine(f.id, slugs[f.list_id], f.label, f.failures, f.last_error)
             for f in session.scalars(
@@ -158,6 +150,29 @@ def dashboard(sessions: sessionmaker[Session], clock: Clock) -> Dashboard:
         return Dashboard(
             _slots(session, now),
             waiting,
-            [_line(i, slugs[i.list_id], counts[i.id]) for i in sent],
+            [_line(i, slugs[i.list_id]) for i in sent],
             failing,
         )
+
+
+def _last_sent(session: Session) -> list[Issue]:
+    return list(
+        session.scalars(
+            select(Issue)
+            .where(Issue.status.in_((IssueStatus.SENDING, IssueStatus.SENT)))
+            .order_by(Issue.updated_at.desc())
+            .limit(SENDS_SHOWN)
+        )
+    )
+
+
+def last_sends(sessions: sessionmaker[Session]) -> list[IssueLine]:
+    """The last sends with their delivery counts: counting every copy of a large send
+    takes a while, so the dashboard loads this part after the page."""
+    with sessions() as session:
+        slugs: dict[int, str] = {
+            i: s for i, s in session.execute(select(MailingList.id, MailingList.slug))
+        }
+        sent = _last_sent(session)
+        counts = _counts(session, [i.id for i in sent])
+        return [_line(i, slugs[i.list_id], counts[i.id]) for i in sent]

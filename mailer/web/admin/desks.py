@@ -44,7 +44,8 @@ class Desks:
 
     @cached_property
     def audit(self) -> AuditDesk:
-        return AuditDesk(self.runtime.sessions, self.runtime.rights())
+        rt = self.runtime
+        return AuditDesk(rt.sessions, rt.rights(), rt.settings.database_url)
 
     @cached_property
     def users(self) -> UserService:

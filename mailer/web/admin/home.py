@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from mailer.web.admin.auth import Staff, allow, runtime_of
 from mailer.web.admin.render import page
-from mailer.workspace.dashboard import dashboard
+from mailer.workspace.dashboard import dashboard, last_sends
 
 router = APIRouter(include_in_schema=False)
 
@@ -26,3 +26,10 @@ async def show_dashboard(request: Request, staff: Annotated[Staff, allow("dashbo
     runtime = runtime_of(request)
     board = await run_in_threadpool(dashboard, runtime.sessions, runtime.clock)
     return page(request, staff, "dashboard.html", {"board": board, "title": "Dashboard"})
+
+
+@router.get("/admin/dashboard/sends")
+async def sends(request: Request, staff: Annotated[Staff, allow("dashboard")]) -> Response:
+    """The last sends with their counts: loaded by htmx once the dashboard is shown."""
+    found = await run_in_threadpool(last_sends, runtime_of(request).sessions)
+    return page(request, staff, "_sends.html", {"sends": found, "counted": True})
