@@ -49,4 +49,6 @@ def test_take_the_screenshots_of_the_main_screens(open_page: Callable[..., Page]
             page.set_viewport_size({"width": width, "height": 900})
             page.goto(url)
             page.wait_for_load_state("networkidle")
+            if name == "report":  # the first visit starts the replay; the page polls for it
+                expect(page.get_by_test_id("report-counts")).to_be_visible(timeout=30_000)
             page.screenshot(path=str(folder / f"{name}-{width}.png"))
