@@ -3,8 +3,10 @@ and how many were pending, active, withdrawn, suppressed or erased."""
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -119,6 +121,23 @@ def report(session: Session, list_slug: str, at: datetime) -> Report:
     return Report(mailing_list.slug, at, counts, proofs, state.last_event_id)
 
 
+def with_people(session: Session, found: Report, limit: int | None = None) -> Report:
+    """The report with the people's current address and name (None once erased), for the
+    first `limit` proofs (all by default): a report kept for a while never shows an
+    address erased since it was replayed."""
+    shown = found.active if limit is None else found.active[:limit]
+    people = _people(session, [p.subject_ref for p in shown])
+    fresh = tuple(
+        replace(
+            p,
+            email=people[p.subject_ref][0] if p.subject_ref in people else None,
+            name=people[p.subject_ref][1] if p.subject_ref in people else None,
+        )
+        for p in shown
+    )
+    return replace(found, active=fresh + found.active[len(shown) :])
+
+
 def summary(session: Session, at: datetime) -> dict[str, Counts]:
     """Counts per list at `at`, every list, replayed from the ledger."""
     state = replay(session, until=utc(at))
@@ -129,3 +148,31 @@ def summary(session: Session, at: datetime) -> dict[str, Counts]:
         slug: _counts(standings, state.erased_from.get(slug, 0))
         for slug, standings in sorted(by_list.items())
     }
+
+
+PROOF_FIELDS = [
+    "subject_ref",
+    "email",
+    "name",
+    "requested_at",
+    "confirmed_at",
+    "method",
+    "source",
+    "text_version",
+    "text_sha256",
+    "event_ids",
+]
+
+
+def proofs_csv(found: Report) -> str:
+    """The report's proofs as CSV: `mailer consent report --format csv` and the workspace's."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=PROOF_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for proof in found.active:
+        cells = {
+            k: (" ".join(map(str, v)) if isinstance(v, list) else v)
+            for k, v in proof.record().items()
+        }
+        writer.writerow({k: "" if v is None else v for k, v in cells.items()})
+    return buffer.getvalue()

@@ -69,6 +69,15 @@ class ImportResult:
         if len(self.problems) < MAX_PROBLEMS:
             self.problems.append(RowProblem(line, problem))
 
+    def summary(self, list_slug: str, invitations_sent: int) -> str:
+        """The one-line report a person reads (the CLI and the workspace say the same)."""
+        return (
+            f"{self.rows} row(s) read into {list_slug}: {self.active} active (with evidence),"
+            f" {self.pending} pending ({invitations_sent} invitation(s) sent), {self.suppressed}"
+            f" suppressed, {self.unchanged} already there, {self.withdrawn} withdrawn"
+            f" earlier, {self.invalid} invalid, {self.duplicates} duplicate(s)"
+        )
+
     def record(self) -> dict[str, Any]:
         counts = {k: v for k, v in self.__dict__.items() if k != "problems"}
         return {
@@ -267,11 +276,13 @@ def import_csv(
     *,
     announce: Callable[[Sequence[Announcement]], object] | None = None,
     batch_size: int = BATCH,
+    on_progress: Callable[[ImportResult], object] | None = None,
 ) -> ImportResult:
     """Import `path` into `list_slug`: rows with evidence (consented_at and
     consent_source) become active with method "import"; rows without become
     pending, and `announce` receives their confirmation requests after each batch
     is committed. Suppressed and erased addresses are skipped and counted.
+    `on_progress` sees the running counts after each batch (a progress bar).
     """
     with service.sessions() as session:
         mailing_list: MailingList = get_list(session, list_slug)
@@ -306,6 +317,8 @@ def import_csv(
                 if len(rows) >= batch_size:
                     _flush(job, connection, rows, announce)
                     rows = []
+                    if on_progress is not None:
+                        on_progress(job.result)
             _flush(job, connection, rows, announce)
         finally:
             connection.rollback()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from consent.models import Base
+from mailer.accounts import models as accounts
 from mailer.archive import models as archive
 from mailer.bounces import models as bounces
 from mailer.cadence import models as cadence
@@ -13,4 +14,4 @@ from mailer.delivery import models as delivery
 
 metadata = Base.metadata
 # Each module defines its tables on `metadata`.
-DOMAINS = (content, delivery, bounces, cadence, archive, contributions, clicks)
+DOMAINS = (content, delivery, bounces, cadence, archive, contributions, clicks, accounts)

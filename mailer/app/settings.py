@@ -96,6 +96,26 @@ class Settings(BaseSettings):
         description="clicks counted per client (more are redirected, uncounted)",
     )
 
+    # -- issue 11: the web workspace (docs/ui.md) --
+    admin_session_idle: int = Field(
+        default=30, ge=1, description="minutes a workspace session lives without a request"
+    )
+    admin_session_max: int = Field(
+        default=12, ge=1, description="hours a workspace session lives at most"
+    )
+    admin_login_failures: int = Field(
+        default=5, ge=1, description="failed logins per account within the window"
+    )
+    admin_login_client_failures: int = Field(
+        default=20, ge=1, description="failed logins per client address within the window"
+    )
+    admin_login_window: int = Field(
+        default=15, ge=1, description="minutes over which failed logins are counted"
+    )
+    admin_import_max_body: int = Field(
+        default=20 * 1024 * 1024, ge=1024, description="bytes of a CSV uploaded in the workspace"
+    )
+
     @field_validator("smtp_url")
     @classmethod
     def _smtp_url(cls, value: str) -> str:

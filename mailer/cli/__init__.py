@@ -26,6 +26,7 @@ from mailer.cli import (
     serve,
     stats,
     subscribers,
+    users,
 )
 
 app = typer.Typer(
@@ -55,6 +56,7 @@ lists.app.command("edit")(archive.lists_edit)
 issues.app.command("withhold")(archive.withhold)
 issues.app.command("stats")(stats.stats)
 app.add_typer(contributions.app, name="contributions")
+app.add_typer(users.app, name="users")
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from consent.audit import proofs_csv
 from consent.audit import report as audit_report
 from consent.audit import summary as audit_summary
 from consent.clock import utc
@@ -86,7 +87,7 @@ def report(
             }
         )
     elif format_ == "csv":
-        _csv(rows, list(rows[0]) if rows else _PROOF_FIELDS)
+        sys.stdout.write(proofs_csv(found))
     else:
         table = Table("subject", "email", "requested", "confirmed", "method", "text", "events")
         for r in rows:
@@ -102,20 +103,6 @@ def report(
         out.print(table)
         counts_line = ", ".join(f"{k} {v}" for k, v in found.counts.record().items())
         out.print(f"{found.list_slug} at {found.at:%Y-%m-%d %H:%M:%S}Z: {counts_line}")
-
-
-_PROOF_FIELDS = [
-    "subject_ref",
-    "email",
-    "name",
-    "requested_at",
-    "confirmed_at",
-    "method",
-    "source",
-    "text_version",
-    "text_sha256",
-    "event_ids",
-]
 
 
 def _csv(rows: list[dict[str, Any]], fields: list[str]) -> None:

@@ -94,12 +94,7 @@ def subscribers_import(
         hidden = result.invalid + result.duplicates - len(result.problems)
         if hidden > 0:
             err.print(f"{file.name}: ... and {hidden} more problem(s)")
-        out.print(
-            f"{result.rows} row(s) read into {list_}: {result.active} active (with evidence),"
-            f" {result.pending} pending ({sent} invitation(s) sent), {result.suppressed}"
-            f" suppressed, {result.unchanged} already there, {result.withdrawn} withdrawn"
-            f" earlier, {result.invalid} invalid, {result.duplicates} duplicate(s)"
-        )
+        out.print(result.summary(list_, sent))
     if sent < result.pending:
         raise fail(
             f"{result.pending - sent} invitation(s) could not be sent (see the log); the rows are"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from consent.addresses import InvalidInput
+from consent.addresses import InvalidInput, normalise_address
 from consent.clock import Clock
 from consent.workflow import ConsentService
 from mailer.app.settings import Settings
@@ -26,6 +26,7 @@ from mailer.content.newsletter import CompiledIssue, compile_issue
 from mailer.delivery.composer import Composer, signer_from
 from mailer.delivery.recipients import Recipient
 from mailer.mail.render import Renderer
+from mailer.mail.transport import Envelope
 
 SAMPLE_REF = "00000000-0000-4000-8000-000000000000"
 SAMPLE_NAME = "Sam Sample"
@@ -61,6 +62,41 @@ class PreviewFiles:
     eml: Path
 
 
+def _as_it_stands(
+    sessions: sessionmaker[Session],
+    clock: Clock,
+    renderer: Renderer,
+    issue_id: int,
+    list_slug: str | None,
+) -> tuple[CompiledIssue, str]:
+    """The issue compiled: frozen if approved, else rendered now from the draft."""
+    with sessions() as session:
+        issue = get_issue(session, issue_id, list_slug)
+        if issue.compiled is not None and issue.status != IssueStatus.DRAFT:
+            return CompiledIssue.from_record(issue.compiled), issue.status.value
+        return compile_issue(renderer, build_content(issue, clock.now())), issue.status.value
+
+
+def test_copy(
+    issue_id: int,
+    address: str,
+    *,
+    sessions: sessionmaker[Session],
+    clock: Clock,
+    renderer: Renderer,
+    settings: Settings,
+    consent: ConsentService,
+) -> Envelope:
+    """A copy marked as a test, of a draft as it stands or of an approved issue, for an
+    editor's own address (blocking: database and rendering); nothing is recorded."""
+    email = normalise_address(address)
+    compiled, _ = _as_it_stands(sessions, clock, renderer, issue_id, None)
+    composer = Composer(compiled, settings, consent, signer=signer_from(settings), test=True)
+    recipient = Recipient(0, 0, SAMPLE_REF, email, "")
+    data = composer.compose(recipient, composer.message_id(), clock.now())
+    return Envelope(settings.from_address, (email,), data)
+
+
 def preview(
     issue_id: int,
     list_slug: str | None = None,
@@ -72,13 +108,7 @@ def preview(
     consent: ConsentService,
 ) -> Preview:
     """The issue as the sample reader would get it: frozen if approved, else rendered now."""
-    with sessions() as session:
-        issue = get_issue(session, issue_id, list_slug)
-        if issue.compiled is not None and issue.status != IssueStatus.DRAFT:
-            compiled = CompiledIssue.from_record(issue.compiled)
-        else:
-            compiled = compile_issue(renderer, build_content(issue, clock.now()))
-        status = issue.status.value
+    compiled, status = _as_it_stands(sessions, clock, renderer, issue_id, list_slug)
     composer = Composer(compiled, settings, consent, signer=signer_from(settings), preview=True)
     sample = Recipient(0, 0, SAMPLE_REF, SAMPLE_EMAIL, SAMPLE_NAME)
     data = composer.compose(sample, composer.message_id(), clock.now())

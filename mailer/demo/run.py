@@ -25,6 +25,8 @@ from rich.table import Table
 from consent import audit, verification
 from consent.clock import FrozenClock
 from consent.lists import create_list
+from mailer.accounts.oplog import Actor
+from mailer.accounts.users import UserService
 from mailer.app.settings import Settings
 from mailer.app.wiring import Runtime
 from mailer.cadence import cron
@@ -43,7 +45,7 @@ EDITOR = "editor@example.org"
 SLUG = CLUSTER_NEWS.slug
 
 
-def run_demo(directory: str, console: Console) -> int:
+def run_demo(directory: str, console: Console, serve: bool = False) -> int:
     root = Path(directory).resolve()
     if root.exists():
         console.print(f"[bold]Starting clean:[/] removing the previous demo in {root}")
@@ -70,7 +72,7 @@ def run_demo(directory: str, console: Console) -> int:
     runtime = Runtime.build(settings, clock=clock, upgrade=True)
     started = time.monotonic()
     try:
-        return Demo(runtime, clock, root, outbox, web_port, console).run(started)
+        return Demo(runtime, clock, root, outbox, web_port, console).run(started, serve)
     finally:
         runtime.close()
         smtp.stop()
@@ -91,7 +93,7 @@ class Demo:
         self.console = console
         self.base = runtime.settings.base_url
 
-    def run(self, started: float) -> int:
+    def run(self, started: float, serve: bool = False) -> int:
         from mailer.web.app import create_app
 
         with self.rt.sessions.begin() as session:
@@ -114,8 +116,32 @@ class Demo:
             self.leave_and_erase(http, confirmed)
             self.archive(http)
         self.summary(issue_id)
+        self.workspace_users()
         self.say(f"Done in {time.monotonic() - started:.1f} s")
+        if serve:
+            with WebServer(create_app(self.rt), self.web_port):
+                self.say(
+                    f"[bold]Serving[/] the workspace at {self.base}/admin/login"
+                    f" (mail lands in {self.root / 'outbox'}); Ctrl-C stops it"
+                )
+                try:
+                    while True:
+                        time.sleep(1)
+                except KeyboardInterrupt:
+                    self.say("stopped")
         return 0
+
+    def workspace_users(self) -> None:
+        """One editor and one auditor for the web workspace, their passwords shown once."""
+        users = UserService(self.rt.sessions, self.rt.clock)
+        demo = Actor("demo", "admin")
+        for email, role in (("editor@example.org", "editor"), ("auditor@example.org", "auditor")):
+            _view, password = users.add(demo, email, role)
+            self.say(f"[bold]Workspace {role}:[/] {email}  password: {password}")
+        self.say(
+            f"Log in at {self.base}/admin/login while the service runs"
+            " (`mailer demo --serve` keeps it running)."
+        )
 
     def subscribe(self, http: httpx.Client, readers: list[tuple[str, str]]) -> list[str]:
         for name, address in readers:

@@ -11,6 +11,8 @@ from starlette.types import ASGIApp
 from mailer.app.wiring import Runtime
 from mailer.mail.render import TEMPLATES
 from mailer.web import archive, contribute, docs, errors, health, pages, redirect, selfservice
+from mailer.web.admin import errors as admin_errors
+from mailer.web.admin.routes import ROUTERS as ADMIN_ROUTERS
 from mailer.web.api import contributions, delivery, issues, lists, stats
 from mailer.web.guards.admin import AdminGate
 from mailer.web.guards.bodylimit import BodyLimit
@@ -36,7 +38,12 @@ class MailerApp(FastAPI):
         stack = super().build_middleware_stack()
         stack = AdminGate(stack, settings.api_token)
         stack = FormOrigin(stack, settings.base_url)
-        stack = BodyLimit(stack, settings.max_body, settings.max_api_body)
+        stack = BodyLimit(
+            stack,
+            settings.max_body,
+            settings.max_api_body,
+            {"/admin/subscribers/import": settings.admin_import_max_body},
+        )
         return SecurityHeaders(stack, hsts=settings.base_url.startswith("https://"))
 
 
@@ -56,6 +63,7 @@ def create_app(runtime: Runtime, service: Service | None = None) -> FastAPI:
     app.state.templates = Jinja2Templates(directory=str(TEMPLATES / "web"))
     app.state.limits = RequestLimits.from_settings(runtime.settings)
     errors.install(app)
+    admin_errors.install(app)
     for router in (
         pages.router,
         selfservice.router,
@@ -69,6 +77,7 @@ def create_app(runtime: Runtime, service: Service | None = None) -> FastAPI:
         redirect.router,
         contributions.router,
         stats.router,
+        *ADMIN_ROUTERS,
     ):
         app.include_router(router)
     docs.install(app)

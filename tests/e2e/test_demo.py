@@ -46,6 +46,8 @@ def test_demo_runs_the_whole_job_and_twice(tmp_path: Path) -> None:
     archived = (target / "archive" / "cluster-news-1.html").read_text()
     assert "Contributed by GAIA" in archived and "Hello," in archived
     assert "ana.ibarra" not in archived and "/unsubscribe/" not in archived
+    assert re.search(r"Workspace editor: editor@example.org  password: \S{20}", output)
+    assert re.search(r"Workspace auditor: auditor@example.org  password: \S{20}", output)
 
     preview = target / "preview"
     html = (preview / "1.html").read_text()

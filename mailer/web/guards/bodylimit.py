@@ -28,12 +28,21 @@ def _declared_length(scope: Scope) -> int | None:
 
 
 class BodyLimit:
-    def __init__(self, app: ASGIApp, max_body: int, max_api_body: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body: int,
+        max_api_body: int,
+        paths: dict[str, int] | None = None,
+    ) -> None:
         self.app = app
         self.max_body = max_body
         self.max_api_body = max_api_body
+        self.paths = paths or {}  # exact paths with a limit of their own (an upload)
 
     def limit_for(self, path: str) -> int:
+        if path in self.paths:
+            return self.paths[path]
         return self.max_api_body if path.startswith("/api/") else self.max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

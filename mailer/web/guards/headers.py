@@ -38,9 +38,11 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
                 headers["X-Content-Type-Options"] = "nosniff"
-                headers["X-Frame-Options"] = "DENY"
                 headers.setdefault("Referrer-Policy", "no-referrer")
                 policy = headers.get("Content-Security-Policy")
+                # A page our own pages may frame (the workspace's preview) says so in its policy.
+                same = policy is not None and "frame-ancestors 'self'" in policy
+                headers["X-Frame-Options"] = "SAMEORIGIN" if same else "DENY"
                 headers["Content-Security-Policy"] = (
                     with_frame_ancestors(policy) if policy else DEFAULT_CSP
                 )

@@ -1,0 +1,1 @@
+"""Accounts of the workspace: people, roles, passwords, sessions, logins, the operations log."""

@@ -1,0 +1,1 @@
+"""The web workspace for editors, auditors and admins: server-rendered pages with htmx."""
