@@ -47,4 +47,8 @@ async def follow(request: Request, token: str) -> Response:
             "The link is damaged or was changed, so it leads nowhere. If you copied it from"
             " a newsletter, open the newsletter and follow the link from there.",
         )
-    return RedirectResponse(target, status_code=302, headers={"Cache-Control": "no-store"})
+    return RedirectResponse(
+        target,
+        status_code=302,
+        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
+    )

@@ -98,7 +98,9 @@ def test_every_kind_of_response_carries_the_security_headers(
 
 def assert_secure_headers(headers: Any, csp: str) -> None:
     assert headers["X-Content-Type-Options"] == "nosniff"
-    assert headers["Referrer-Policy"] == "no-referrer"
+    # same-origin: nothing leaves for another site, and our own forms still carry
+    # a real Origin (a no-referrer page makes the browser send `Origin: null`).
+    assert headers["Referrer-Policy"] == "same-origin"
     assert headers["X-Frame-Options"] == "DENY"
     assert headers["Strict-Transport-Security"] == "max-age=31536000"
     assert headers["Content-Security-Policy"] == csp

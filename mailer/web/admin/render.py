@@ -77,9 +77,6 @@ def page(
     )
     response.headers["Cache-Control"] = "no-store"
     response.headers["Content-Security-Policy"] = ADMIN_CSP
-    # Chrome sends `Origin: null` on a form POST from a no-referrer page, and the origin
-    # guard (mailer/web/guards/origin.py) refuses that; same-origin keeps the referrer in.
-    response.headers["Referrer-Policy"] = "same-origin"
     return response
 
 

@@ -38,7 +38,10 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
                 headers["X-Content-Type-Options"] = "nosniff"
-                headers.setdefault("Referrer-Policy", "no-referrer")
+                # same-origin, not no-referrer: a browser posting a form from a
+                # no-referrer page sends `Origin: null`, which the origin guard must
+                # refuse; same-origin still sends nothing (no token in a URL) elsewhere.
+                headers.setdefault("Referrer-Policy", "same-origin")
                 policy = headers.get("Content-Security-Policy")
                 # A page our own pages may frame (the workspace's preview) says so in its policy.
                 same = policy is not None and "frame-ancestors 'self'" in policy
