@@ -21,7 +21,7 @@ from sqlalchemy import RowMapping, Table, insert, select, text
 from sqlalchemy.orm import Session
 
 from consent.clock import utc
-from consent.models import ConsentEvent, EventDetail
+from consent.models import ConsentEvent, EventDetail, EventKind
 
 GENESIS = "0" * 64
 SUBJECT_WIDE = "*"  # the list of events about a person rather than one list (erased, rectified)
@@ -112,7 +112,7 @@ def lock_ledger(session: Session) -> None:
 class Entry:
     """What a caller says about one change of consent."""
 
-    kind: str
+    kind: EventKind
     list_slug: str
     subject_ref: str
     method: str
@@ -133,7 +133,7 @@ def _link(entry: Entry, event_id: int, prev_hash: str) -> tuple[dict[str, Any], 
     row: dict[str, Any] = {
         "id": event_id,
         "occurred_at": utc(entry.occurred_at),
-        "kind": entry.kind,
+        "kind": EventKind(entry.kind).value,  # a kind outside the enum is refused
         "list_slug": entry.list_slug,
         "subject_ref": entry.subject_ref,
         "method": entry.method[:32],

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
 
-from consent.models import Status
+from consent.models import EventKind, Status
 
 Action = Literal["request", "confirm", "withdraw", "suppress", "import", "repermission"]
 
@@ -37,13 +37,13 @@ TRANSITIONS: dict[tuple[Action, Status | None], Status] = {
 }
 
 # The ledger's name for each action.
-EVENT_KIND: dict[Action, str] = {
-    "request": "requested",
-    "confirm": "confirmed",
-    "withdraw": "withdrawn",
-    "suppress": "suppressed",
-    "import": "imported",
-    "repermission": "repermission-requested",
+EVENT_KIND: dict[Action, EventKind] = {
+    "request": EventKind.REQUESTED,
+    "confirm": EventKind.CONFIRMED,
+    "withdraw": EventKind.WITHDRAWN,
+    "suppress": EventKind.SUPPRESSED,
+    "import": EventKind.IMPORTED,
+    "repermission": EventKind.REPERMISSION_REQUESTED,
 }
 
 

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, selectinload
 from consent import tokens
 from consent.addresses import clean_name
 from consent.lists import get_list
-from consent.models import MailingList, Status, Subscriber, Subscription
+from consent.models import EventKind, MailingList, Status, Subscriber, Subscription
 from consent.workflow import Announcement, ConsentService, Evidence, Unsubscribed
 
 
@@ -115,7 +115,9 @@ def update(
             get_list(session, slug)  # unknown lists are an input error
         if display is not None and display != subscriber.name:
             subscriber.name = display
-            service.record_about(session, subscriber, "rectified", evidence, {"field": "name"})
+            service.record_about(
+                session, subscriber, EventKind.RECTIFIED, evidence, {"field": "name"}
+            )
         for subscription in subscriber.subscriptions:
             slug = subscription.list.slug
             if subscription.status in (Status.ACTIVE, Status.PENDING) and slug not in wanted:

@@ -39,7 +39,7 @@ from consent.machine import (  # the machine's names, re-exported for callers
     next_state,
     record_ip,
 )
-from consent.models import ConsentEvent, MailingList, Status, Subscriber, Subscription
+from consent.models import ConsentEvent, EventKind, MailingList, Status, Subscriber, Subscription
 from consent.suppression import address_hmac, lift
 
 if TYPE_CHECKING:
@@ -177,7 +177,7 @@ class ConsentService:
         self,
         session: Session,
         subscriber: Subscriber,
-        kind: str,
+        kind: EventKind,
         evidence: Evidence,
         data: Mapping[str, Any] | None = None,
         personal: Mapping[str, Any] | None = None,

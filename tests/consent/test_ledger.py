@@ -9,7 +9,7 @@ import pytest
 
 from consent import ledger
 from consent.clock import FrozenClock
-from consent.models import ConsentEvent, EventDetail
+from consent.models import ConsentEvent, EventDetail, EventKind
 from mailer.app.wiring import Runtime
 from tests.consent_fixtures import (
     ADA,
@@ -33,7 +33,7 @@ def _chain(runtime: Runtime, count: int) -> list[str]:
             event = ledger.append(
                 session,
                 ledger.Entry(
-                    kind="requested",
+                    kind=EventKind.REQUESTED,
                     list_slug="cyber-news",
                     subject_ref=f"subject-{n}",
                     method="double-opt-in",
@@ -76,6 +76,25 @@ def test_b1_every_change_writes_one_event_with_time_list_method_and_text(
 
 def _key(runtime: Runtime) -> str:
     return str(sql(runtime, "SELECT commitment_key FROM subscribers")[0][0])
+
+
+def test_b1_a_kind_outside_the_one_list_is_refused_and_nothing_is_written(
+    runtime: Runtime, cyber: str
+) -> None:
+    """Every writer names its event by `EventKind`; a stray spelling never reaches the ledger."""
+    with runtime.sessions.begin() as session, pytest.raises(ValueError):
+        ledger.append(
+            session,
+            ledger.Entry(
+                kind="text-shown",  # type: ignore[arg-type]
+                list_slug="cyber-news",
+                subject_ref="subject-0",
+                method="double-opt-in",
+                source="form",
+                occurred_at=runtime.clock.now(),
+            ),
+        )
+    assert sql(runtime, "SELECT count(*) FROM consent_events") == [(0,)]
 
 
 def test_b1_an_intact_ledger_verifies(runtime: Runtime, cyber: str) -> None:
