@@ -151,11 +151,27 @@ def replay(
     where = None
     for condition in conditions:
         where = condition if where is None else where & condition
+    return replay_events(ledger.stream(session, where=where))
+
+
+def replay_events(events: Iterable[ledger.EventRow]) -> Replay:
+    """The state that events (rows in ledger order) leave: the one rule of which events
+    grant, end or remove consent, for `replay` and for callers that hold the events."""
     state = Replay()
-    for event in ledger.stream(session, where=where):
+    for event in events:
         _apply(state, event)
         state.last_event_id = int(event["id"])
     return state
+
+
+def standing_at(
+    events: Iterable[ledger.EventRow], subject_ref: str, list_slug: str, moment: datetime
+) -> Standing | None:
+    """One subject's standing on one list at `moment`, from that subject's events in ledger
+    order: what `replay(session, subject_ref=..., until=moment)` finds, without reading."""
+    moment = utc(moment)
+    state = replay_events(e for e in events if utc(e["occurred_at"]) <= moment)
+    return state.standings.get((subject_ref, list_slug))
 
 
 @dataclass(frozen=True)
