@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -63,6 +64,26 @@ def all_lists(session: Session) -> list[MailingList]:
             select(MailingList).options(selectinload(MailingList.texts)).order_by(MailingList.slug)
         )
     )
+
+
+def list_view(mailing_list: MailingList) -> dict[str, Any]:
+    """What a list says about itself: the one view the form, the admin API, the command line
+    and the transactional mails show (purpose, cadence, controller, current consent text)."""
+    text = mailing_list.current_text
+    return {
+        "slug": mailing_list.slug,
+        "name": mailing_list.name,
+        "purpose": mailing_list.purpose,
+        "cadence": mailing_list.cadence,
+        "controller_name": mailing_list.controller_name,
+        "controller_contact": mailing_list.controller_contact,
+        "controller_address": mailing_list.controller_address,
+        "controller_phone": mailing_list.controller_phone,
+        "timezone": mailing_list.timezone,
+        "consent_text": text.text,
+        "text_version": text.version,
+        "text_sha256": text.sha256,
+    }
 
 
 def clean_phone(raw: str) -> str:

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from sqlalchemy.orm import Session, sessionmaker
 
 from consent.clock import Clock
-from consent.lists import get_list
+from consent.lists import get_list, list_view
 from consent.rights import (
     SELF_SERVICE_TTL,
     AccessLinkRequested,
@@ -266,16 +266,11 @@ class TransactionalMail:
     def _list_facts(self, list_slug: str) -> dict[str, Any]:
         with self.sessions() as session:
             mailing_list = get_list(session, list_slug)
-            return {
-                "list_name": mailing_list.name,
-                "list_slug": mailing_list.slug,
-                "purpose": mailing_list.purpose,
-                "cadence": mailing_list.cadence,
-                "controller_name": mailing_list.controller_name,
-                "controller_contact": mailing_list.controller_contact,
-                "consent_text": mailing_list.current_text.text,
-                "consent_texts": {t.version: t.text for t in mailing_list.texts},
-            }
+            facts = list_view(mailing_list)
+            # In a mail, `name` is the reader's: the list's own name and slug are prefixed.
+            facts["list_name"], facts["list_slug"] = facts.pop("name"), facts.pop("slug")
+            facts["consent_texts"] = {t.version: t.text for t in mailing_list.texts}
+            return facts
 
     def compose(self, event: object) -> Outgoing | None:
         """The mail `event` calls for, built (database reads and an MJML compile: blocking)."""

@@ -108,21 +108,10 @@ async def _json_body(request: Request) -> dict[str, Any]:
 
 
 def _list_view(runtime: Runtime, slug: str) -> dict[str, Any]:
-    from consent.lists import get_list
+    from consent.lists import get_list, list_view
 
     with runtime.sessions() as session:
-        mailing_list = get_list(session, slug)
-        return {
-            "slug": mailing_list.slug,
-            "name": mailing_list.name,
-            "purpose": mailing_list.purpose,
-            "cadence": mailing_list.cadence,
-            "controller_name": mailing_list.controller_name,
-            "controller_contact": mailing_list.controller_contact,
-            "controller_address": mailing_list.controller_address,
-            "consent_text": mailing_list.current_text.text,
-            "text_version": mailing_list.current_text.version,
-        }
+        return list_view(get_list(session, slug))
 
 
 # -- subscribe ---------------------------------------------------------------

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from consent.lists import ListSpec, all_lists, create_list
+from consent.lists import ListSpec, all_lists, create_list, list_view
 from consent.models import Status
 from consent.preferences import subscribers as subscribers_of
 from consent.workflow import Evidence
@@ -38,8 +38,12 @@ class ListOut(BaseModel):
     cadence: str
     controller_name: str
     controller_contact: str
+    controller_address: str
+    controller_phone: str
+    timezone: str
     consent_text: str
     text_version: int
+    text_sha256: str
 
 
 class SubscriberOut(BaseModel):
@@ -58,19 +62,7 @@ class SubscribeIn(BaseModel):
 
 def _lists(runtime: Runtime) -> list[ListOut]:
     with runtime.sessions() as session:
-        return [
-            ListOut(
-                slug=m.slug,
-                name=m.name,
-                purpose=m.purpose,
-                cadence=m.cadence,
-                controller_name=m.controller_name,
-                controller_contact=m.controller_contact,
-                consent_text=m.current_text.text,
-                text_version=m.current_text.version,
-            )
-            for m in all_lists(session)
-        ]
+        return [ListOut(**list_view(m)) for m in all_lists(session)]
 
 
 @router.get("/lists", response_model=list[ListOut])
