@@ -141,3 +141,17 @@ def record_ip(policy: Policy, ip: str | None) -> str | None:
         return str(address)
     prefix = 24 if address.version == 4 else 48
     return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False).network_address)
+
+
+def kept_evidence(policy: Policy, evidence: Evidence) -> dict[str, Any]:
+    """What of the request's evidence the ledger keeps (EDPB 05/2020, 106): the client IP as
+    the policy allows, the user agent only where IPs are kept at all, and any extra proof."""
+    kept: dict[str, Any] = {}
+    ip = record_ip(policy, evidence.ip)
+    if ip:
+        kept["ip"] = ip
+    if evidence.user_agent and policy.record_ip != "none":
+        kept["user_agent"] = evidence.user_agent[:300]
+    if evidence.extra:
+        kept["evidence"] = dict(evidence.extra)
+    return kept

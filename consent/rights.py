@@ -24,7 +24,7 @@ from consent.models import (
 )
 from consent.subject_data import SubjectData
 from consent.suppression import EVERY_LIST, address_hmac, suppress
-from consent.workflow import ConsentService, Evidence, record_ip
+from consent.workflow import ConsentService, Evidence, kept_evidence
 
 SELF_SERVICE_TTL = timedelta(hours=1)
 ERASED = "erased"  # the reason of the suppressions erasure leaves
@@ -273,12 +273,11 @@ class SubjectRights:
                 )
             previous = subscriber.email
             subscriber.email = new
-            personal: dict[str, Any] = {"email": new, "previous_email": previous}
-            ip = record_ip(self.service.policy, evidence.ip)
-            if ip:
-                personal["ip"] = ip
-            if evidence.user_agent and self.service.policy.record_ip != "none":
-                personal["user_agent"] = evidence.user_agent[:300]
+            personal = {
+                "email": new,
+                "previous_email": previous,
+                **kept_evidence(self.service.policy, evidence),
+            }
             self.service.record_about(
                 session, subscriber, EventKind.RECTIFIED, evidence, {"field": "email"}, personal
             )

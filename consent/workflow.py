@@ -36,6 +36,7 @@ from consent.machine import (  # the machine's names, re-exported for callers
     Subscribed,
     Unsubscribed,
     UnsubscribeResult,
+    kept_evidence,
     next_state,
     record_ip,
 )
@@ -59,6 +60,7 @@ __all__ = [
     "Subscribed",
     "UnsubscribeResult",
     "Unsubscribed",
+    "kept_evidence",
     "next_state",
     "record_ip",
 ]
@@ -79,15 +81,7 @@ class ConsentService:
     # -- helpers -------------------------------------------------------------
 
     def _personal(self, subscriber: Subscriber, evidence: Evidence) -> dict[str, Any]:
-        personal: dict[str, Any] = {"email": subscriber.email}
-        ip = record_ip(self.policy, evidence.ip)
-        if ip:
-            personal["ip"] = ip
-        if evidence.user_agent and self.policy.record_ip != "none":
-            personal["user_agent"] = evidence.user_agent[:300]
-        if evidence.extra:
-            personal["evidence"] = dict(evidence.extra)
-        return personal
+        return {"email": subscriber.email, **kept_evidence(self.policy, evidence)}
 
     def _record(
         self,
