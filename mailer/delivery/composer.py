@@ -49,7 +49,7 @@ class Composer:
             unsubscribe_token="sample",
         ).as_dict()
         static = {name: value for name, value in sample.items() if name != "List-Unsubscribe"}
-        static.update({"Precedence": "bulk", "Auto-Submitted": "auto-generated"})
+        static.update({"Precedence": "bulk", **messages.AUTO_GENERATED})
         subject = compiled.subject
         if test:
             subject = TEST_SUBJECT_PREFIX + subject

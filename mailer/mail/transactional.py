@@ -38,8 +38,6 @@ from mailer.mail.transport import Envelope, Transport, TransportError
 
 log = logging.getLogger(__name__)
 
-AUTO = {"Auto-Submitted": "auto-generated"}  # RFC 3834: no auto-replies to these, please
-
 
 @dataclass(frozen=True)
 class EditorNotice:
@@ -58,7 +56,7 @@ class Letter:
     subject: str
     template: str | None  # "email/confirm"; None: `text` is the whole body
     context: Mapping[str, object] = field(default_factory=dict)
-    headers: Mapping[str, str] = field(default_factory=lambda: dict(AUTO))
+    headers: Mapping[str, str] = field(default_factory=dict)  # besides Auto-Submitted
     text: str = ""
 
 
@@ -108,7 +106,8 @@ def letter_for(event: object, stationery: Stationery) -> Letter | None:
 
 
 def write(letter: Letter, renderer: Renderer, settings: Settings, now: datetime) -> Outgoing:
-    """Render and build the message; pure but for the templates it reads."""
+    """Render and build the message, from the settings' sender, dated `now`, with a fresh
+    Message-ID and Auto-Submitted (D1, D5); pure but for the templates it reads."""
     if letter.template is None:
         text, html = letter.text, f"<pre>{escape(letter.text)}</pre>"
     else:
@@ -122,7 +121,7 @@ def write(letter: Letter, renderer: Renderer, settings: Settings, now: datetime)
         html=html,
         date=now,
         message_id=messages.make_message_id(settings.from_domain),
-        headers=letter.headers,
+        headers={**letter.headers, **messages.AUTO_GENERATED},
     )
     return Outgoing(letter.to.address, message)
 
@@ -173,7 +172,7 @@ def welcome(event: Subscribed, s: Stationery) -> Letter:
             "unsubscribe_url": f"{settings.base_url}/unsubscribe/{unsubscribe_token}",
             "preferences_url": f"{settings.base_url}/preferences/{preferences}",
         },
-        headers={**headers, **AUTO},
+        headers=headers,
     )
 
 
