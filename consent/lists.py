@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -66,24 +66,44 @@ def all_lists(session: Session) -> list[MailingList]:
     )
 
 
-def list_view(mailing_list: MailingList) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ListView:
     """What a list says about itself: the one view the form, the admin API, the command line
     and the transactional mails show (purpose, cadence, controller, current consent text)."""
+
+    slug: str
+    name: str
+    purpose: str
+    cadence: str
+    controller_name: str
+    controller_contact: str
+    controller_address: str
+    controller_phone: str
+    timezone: str
+    consent_text: str
+    text_version: int
+    text_sha256: str
+
+    def record(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def list_view(mailing_list: MailingList) -> ListView:
     text = mailing_list.current_text
-    return {
-        "slug": mailing_list.slug,
-        "name": mailing_list.name,
-        "purpose": mailing_list.purpose,
-        "cadence": mailing_list.cadence,
-        "controller_name": mailing_list.controller_name,
-        "controller_contact": mailing_list.controller_contact,
-        "controller_address": mailing_list.controller_address,
-        "controller_phone": mailing_list.controller_phone,
-        "timezone": mailing_list.timezone,
-        "consent_text": text.text,
-        "text_version": text.version,
-        "text_sha256": text.sha256,
-    }
+    return ListView(
+        slug=mailing_list.slug,
+        name=mailing_list.name,
+        purpose=mailing_list.purpose,
+        cadence=mailing_list.cadence,
+        controller_name=mailing_list.controller_name,
+        controller_contact=mailing_list.controller_contact,
+        controller_address=mailing_list.controller_address,
+        controller_phone=mailing_list.controller_phone,
+        timezone=mailing_list.timezone,
+        consent_text=text.text,
+        text_version=text.version,
+        text_sha256=text.sha256,
+    )
 
 
 def clean_phone(raw: str) -> str:

@@ -53,7 +53,7 @@ def lists_create(
 def lists_list(as_json: JsonOpt = False) -> None:
     """Show every list."""
     with runtime() as rt, rt.sessions() as session:
-        records = [list_view(m) for m in all_lists(session)]
+        records = [list_view(m).record() for m in all_lists(session)]
     if as_json:
         print_json(records)
         return
@@ -70,7 +70,7 @@ def lists_show(slug: str, as_json: JsonOpt = False) -> None:
     """Show one list, with its consent text history."""
     with runtime() as rt, rt.sessions() as session:
         m = get_list(session, slug)
-        record = list_view(m)
+        record = list_view(m).record()
         record["texts"] = [
             {"version": t.version, "sha256": t.sha256, "created_at": t.created_at, "text": t.text}
             for t in m.texts

@@ -265,7 +265,7 @@ class TransactionalMail:
     def _list_facts(self, list_slug: str) -> dict[str, Any]:
         with self.sessions() as session:
             mailing_list = get_list(session, list_slug)
-            facts = list_view(mailing_list)
+            facts = list_view(mailing_list).record()
             # In a mail, `name` is the reader's: the list's own name and slug are prefixed.
             facts["list_name"], facts["list_slug"] = facts.pop("name"), facts.pop("slug")
             facts["consent_texts"] = {t.version: t.text for t in mailing_list.texts}

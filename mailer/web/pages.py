@@ -17,6 +17,7 @@ from starlette.requests import ClientDisconnect
 
 from consent import tokens
 from consent.addresses import InvalidInput
+from consent.lists import ListView, get_list, list_view
 from consent.preferences import show as show_preferences
 from consent.preferences import update as update_preferences
 from consent.workflow import Evidence
@@ -107,9 +108,7 @@ async def _json_body(request: Request) -> dict[str, Any]:
     return body
 
 
-def _list_view(runtime: Runtime, slug: str) -> dict[str, Any]:
-    from consent.lists import get_list, list_view
-
+def _list_view(runtime: Runtime, slug: str) -> ListView:
     with runtime.sessions() as session:
         return list_view(get_list(session, slug))
 
