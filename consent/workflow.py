@@ -192,6 +192,17 @@ class ConsentService:
             ),
         )
 
+    def _confirmation(self, subscription: Subscription) -> ConfirmationRequested:
+        """The confirmation mail a request (or a re-permission) announces."""
+        subscriber = subscription.subscriber
+        return ConfirmationRequested(
+            subject_ref=subscriber.ref,
+            email=subscriber.email,
+            name=subscriber.name,
+            list_slug=subscription.list.slug,
+            token=self.confirm_token(subscription),
+        )
+
     def unsubscribe_token(self, subject_ref: str, list_slug: str) -> str:
         return self.tokens.make(tokens.UNSUBSCRIBE, subject_ref, list_slug)
 
@@ -267,16 +278,7 @@ class ConsentService:
                 subscription.ended_at = None
                 self.move(session, "request", subscription, evidence)
             subscription.confirmation_sent_at = now
-            token = self.confirm_token(subscription)
-            return (
-                ConfirmationRequested(
-                    subject_ref=subscriber.ref,
-                    email=subscriber.email,
-                    name=subscriber.name,
-                    list_slug=mailing_list.slug,
-                    token=token,
-                ),
-            )
+            return (self._confirmation(subscription),)
 
     def confirm(self, token: str, evidence: Evidence) -> ConfirmResult:
         """Activate the pending subscription the token was issued for; idempotent."""
@@ -410,14 +412,5 @@ class ConsentService:
                 subscription.confirmed_at = None
                 subscription.confirmation_sent_at = now
                 self.move(session, "repermission", subscription, evidence)
-                subscriber = subscription.subscriber
-                announcements.append(
-                    ConfirmationRequested(
-                        subject_ref=subscriber.ref,
-                        email=subscriber.email,
-                        name=subscriber.name,
-                        list_slug=mailing_list.slug,
-                        token=self.confirm_token(subscription),
-                    )
-                )
+                announcements.append(self._confirmation(subscription))
         return tuple(announcements)

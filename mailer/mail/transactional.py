@@ -176,11 +176,10 @@ def welcome(event: Subscribed, s: Stationery) -> Letter:
     )
 
 
-def _self_service_context(
-    event: AccessLinkRequested | AddressChangeRequested, s: Stationery
-) -> dict[str, object]:
+def _self_service_context(name: str, s: Stationery) -> dict[str, object]:
+    """Mails about the person rather than one list come from the sender as a whole."""
     return {
-        "name": event.name,
+        "name": name,
         "list_name": s.sender_name,
         "controller_name": s.sender_name,
         "controller_contact": s.settings.from_address,
@@ -194,7 +193,7 @@ def access_link(event: AccessLinkRequested, s: Stationery) -> Letter:
         subject="Your data with us: download, correct or erase it",
         template="email/access_link",
         context={
-            **_self_service_context(event, s),
+            **_self_service_context(event.name, s),
             "url": f"{s.settings.base_url}/me/{event.token}",
             "ttl_minutes": int(SELF_SERVICE_TTL.total_seconds() // 60),
         },
@@ -209,7 +208,7 @@ def address_change(event: AddressChangeRequested, s: Stationery) -> Letter:
         subject="Please confirm your new address",
         template="email/change_address",
         context={
-            **_self_service_context(event, s),
+            **_self_service_context(event.name, s),
             "url": f"{s.settings.base_url}/me/confirm-address/{event.token}",
             "new_email": event.new_email,
             "ttl_days": s.consent.policy.confirm_ttl.days,
@@ -225,10 +224,7 @@ def address_changed(event: AddressChanged, s: Stationery) -> Letter:
         subject="Your address with us was changed",
         template="email/address_changed",
         context={
-            "name": event.name,
-            "list_name": s.sender_name,
-            "controller_name": s.sender_name,
-            "controller_contact": s.settings.from_address,
+            **_self_service_context(event.name, s),
             "old_email": event.old_email,
             "new_email": event.new_email,
             "changed_at": f"{event.changed_at:%Y-%m-%d %H:%M} UTC",
