@@ -31,7 +31,7 @@ router = APIRouter(include_in_schema=False)
 MAX_FORM_PART = 16 * 1024
 
 
-def _runtime(request: Request) -> Runtime:
+def runtime_of(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -40,7 +40,8 @@ def _client_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-def _evidence(request: Request, method: str, source: str) -> Evidence:
+def request_evidence(request: Request, method: str, source: str) -> Evidence:
+    """How a request reached us, for the ledger (which keeps of it what the policy allows)."""
     return Evidence(
         method=method,
         source=source,
@@ -50,7 +51,7 @@ def _evidence(request: Request, method: str, source: str) -> Evidence:
 
 
 def page(request: Request, template: str, context: dict[str, Any], status: int = 200) -> Response:
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     cookie, token = csrf.issue(request, runtime.settings.secret_key)
     response: Response = request.app.state.templates.TemplateResponse(
         request, template, {**context, "csrf_token": token}, status_code=status
@@ -78,7 +79,7 @@ def too_many(request: Request, limits: KeyedLimits) -> Response:
     return response
 
 
-async def _over(request: Request, limits: ClientLimits) -> Response | None:
+async def over_limit(request: Request, limits: ClientLimits) -> Response | None:
     """A 429 answer when this client has used up `limits`, else None."""
     if await limits.allow(_client_ip(request)):
         return None
@@ -90,6 +91,13 @@ async def read_form(request: Request) -> FormData:
         return await request.form(max_files=0, max_fields=50, max_part_size=MAX_FORM_PART)
     except Exception as exc:  # malformed multipart, too many fields, oversized part
         raise InvalidInput(f"the form could not be read: {exc}") from exc
+
+
+async def checked_form(request: Request) -> FormData:
+    """The posted form, once its CSRF token is checked (a bad one is a 403)."""
+    form = await read_form(request)
+    csrf.check(request, runtime_of(request).settings.secret_key, form.get(csrf.FIELD))
+    return form
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
@@ -118,7 +126,7 @@ def _list_view(runtime: Runtime, slug: str) -> ListView:
 
 @router.get("/subscribe/{slug}")
 async def subscribe_form(request: Request, slug: str) -> Response:
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     view = await run_in_threadpool(_list_view, runtime, slug)
     return page(
         request,
@@ -129,8 +137,8 @@ async def subscribe_form(request: Request, slug: str) -> Response:
 
 @router.post("/subscribe/{slug}")
 async def subscribe(request: Request, slug: str) -> Response:
-    runtime = _runtime(request)
-    if refused := await _over(request, _limits(request).subscribe):
+    runtime = runtime_of(request)
+    if refused := await over_limit(request, _limits(request).subscribe):
         return refused
     if request.headers.get("content-type", "").startswith("application/json"):
         body = await _json_body(request)
@@ -140,13 +148,14 @@ async def subscribe(request: Request, slug: str) -> Response:
         consent_given = consent is True
         source = "api"
     else:
-        form = await read_form(request)
-        csrf.check(request, runtime.settings.secret_key, form.get(csrf.FIELD))
+        form = await checked_form(request)
         email = str(form.get("email") or "")
         name = str(form.get("name") or "")
         consent_given = form.get("consent") == "yes"
         source = "form"
-    evidence = _evidence(request, method="double-opt-in", source=f"{source}:/subscribe/{slug}")
+    evidence = request_evidence(
+        request, method="double-opt-in", source=f"{source}:/subscribe/{slug}"
+    )
     try:
         announcements = await run_in_threadpool(
             runtime.consent.request, slug, email, name, evidence, consent_given=consent_given
@@ -183,7 +192,7 @@ async def subscribe(request: Request, slug: str) -> Response:
 
 @router.get("/confirm/{token}")
 async def confirm_page(request: Request, token: str) -> Response:
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     claims = runtime.consent.tokens.read(
         tokens.CONFIRM, token, max_age=runtime.consent.policy.confirm_ttl
     )
@@ -193,13 +202,12 @@ async def confirm_page(request: Request, token: str) -> Response:
 
 @router.post("/confirm/{token}")
 async def confirm(request: Request, token: str) -> Response:
-    runtime = _runtime(request)
-    if refused := await _over(request, _limits(request).confirm):
+    runtime = runtime_of(request)
+    if refused := await over_limit(request, _limits(request).confirm):
         return refused
-    form = await read_form(request)
-    csrf.check(request, runtime.settings.secret_key, form.get(csrf.FIELD))
+    await checked_form(request)
     result = await run_in_threadpool(
-        runtime.consent.confirm, token, _evidence(request, "double-opt-in", "form:/confirm")
+        runtime.consent.confirm, token, request_evidence(request, "double-opt-in", "form:/confirm")
     )
     await runtime.mail.deliver(result.announcements)
     view = await run_in_threadpool(_list_view, runtime, result.list_slug)
@@ -211,7 +219,7 @@ async def confirm(request: Request, token: str) -> Response:
 
 @router.get("/unsubscribe/{token}")
 async def unsubscribe_page(request: Request, token: str) -> Response:
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     claims = runtime.consent.tokens.read(tokens.UNSUBSCRIBE, token)
     try:
         view = await run_in_threadpool(_list_view, runtime, claims.list_slug or "")
@@ -227,20 +235,20 @@ async def unsubscribe(request: Request, token: str) -> Response:
     Mail providers POST `List-Unsubscribe=One-Click` (urlencoded or multipart);
     the page's button sends the same. The token alone names subscriber and list.
     """
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     # Per link, so that repeating one link cannot flood; per client only a high ceiling,
     # so that a provider relaying many readers' unsubscribes from one address gets through.
     limits = _limits(request)
     if not await limits.unsubscribe_link.allow(token):
         return too_many(request, limits.unsubscribe_link)
-    if refused := await _over(request, limits.unsubscribe):
+    if refused := await over_limit(request, limits.unsubscribe):
         return refused
     form = await read_form(request)
     one_click = form.get("List-Unsubscribe") == "One-Click"
     result = await run_in_threadpool(
         runtime.consent.unsubscribe,
         token,
-        _evidence(request, "one-click" if one_click else "link", "post:/unsubscribe"),
+        request_evidence(request, "one-click" if one_click else "link", "post:/unsubscribe"),
     )
     if wants_json(request):
         return JSONResponse({"status": "unsubscribed", "list": result.list_slug})
@@ -264,18 +272,17 @@ def _preferences_context(runtime: Runtime, token: str) -> dict[str, Any]:
 
 @router.get("/preferences/{token}")
 async def preferences_page(request: Request, token: str) -> Response:
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     context = await run_in_threadpool(_preferences_context, runtime, token)
     return page(request, "preferences.html", context)
 
 
 @router.post("/preferences/{token}")
 async def preferences(request: Request, token: str) -> Response:
-    runtime = _runtime(request)
-    if refused := await _over(request, _limits(request).preferences):
+    runtime = runtime_of(request)
+    if refused := await over_limit(request, _limits(request).preferences):
         return refused
-    form = await read_form(request)
-    csrf.check(request, runtime.settings.secret_key, form.get(csrf.FIELD))
+    form = await checked_form(request)
     wanted = {str(v) for v in form.getlist("lists")}
     name = form.get("name")
     prefs, announcements = await run_in_threadpool(
@@ -284,7 +291,7 @@ async def preferences(request: Request, token: str) -> Response:
         token,
         wanted,
         str(name) if name is not None else None,
-        _evidence(request, "preferences", "form:/preferences"),
+        request_evidence(request, "preferences", "form:/preferences"),
     )
     await runtime.mail.deliver(announcements)
     return page(request, "preferences.html", {"prefs": prefs, "token": token, "saved": True})
