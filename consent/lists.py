@@ -66,21 +66,12 @@ def all_lists(session: Session) -> list[MailingList]:
     )
 
 
-@dataclass(frozen=True)
-class ListView:
-    """What a list says about itself: the one view the form, the admin API, the command line
-    and the transactional mails show (purpose, cadence, controller, current consent text)."""
+@dataclass(frozen=True, kw_only=True)
+class ListView(ListSpec):
+    """What a list says about itself: its spec with the current consent text, and that
+    text's version and hash. The one view the form, the admin API, the command line and the
+    transactional mails show."""
 
-    slug: str
-    name: str
-    purpose: str
-    cadence: str
-    controller_name: str
-    controller_contact: str
-    controller_address: str
-    controller_phone: str
-    timezone: str
-    consent_text: str
     text_version: int
     text_sha256: str
 
