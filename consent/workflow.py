@@ -14,7 +14,7 @@ import secrets
 import uuid
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
@@ -42,9 +42,6 @@ from consent.machine import (  # the machine's names, re-exported for callers
 )
 from consent.models import ConsentEvent, EventKind, MailingList, Status, Subscriber, Subscription
 from consent.suppression import address_hmac, lift
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = [
     "EVENT_KIND",
