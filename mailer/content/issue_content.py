@@ -83,10 +83,6 @@ class IssueContent:
     cadence: str
     timezone: str
 
-    @property
-    def entry_count(self) -> int:
-        return sum(len(s.entries) for s in self.sections) + len(self.events) + bool(self.highlight)
-
     def as_record(self) -> dict[str, Any]:
         return asdict(self)
 
