@@ -29,7 +29,13 @@ from consent.csv_rows import ImportRefused, Row, check_file, parse, records
 from consent.lists import get_list
 from consent.models import MailingList, Status, Subscriber, Subscription, Suppression
 from consent.suppression import EVERY_LIST, address_hmac
-from consent.workflow import Announcement, ConfirmationRequested, ConsentService, next_state
+from consent.workflow import (
+    EVENT_KIND,
+    Announcement,
+    ConfirmationRequested,
+    ConsentService,
+    next_state,
+)
 
 __all__ = ["ImportRefused", "ImportResult", "RowProblem", "import_csv"]
 
@@ -203,7 +209,7 @@ class _Batch:
         personal: dict[str, Any] = {"email": row.email}
         data: dict[str, Any] = {"line": row.line}
         if row.consented_at is not None:
-            status, kind = next_state("import", state), "imported"
+            status, kind = next_state("import", state), EVENT_KIND["import"]
             requested_at = confirmed_at = row.consented_at
             data["consented_at"] = ledger.iso(row.consented_at)
             evidence = {"consented_at": ledger.iso(row.consented_at), "consent_source": row.source}
@@ -213,7 +219,7 @@ class _Batch:
             personal["evidence"] = evidence
             job.result.active += 1
         else:
-            status, kind = next_state("request", state), "requested"
+            status, kind = next_state("request", state), EVENT_KIND["request"]
             requested_at, confirmed_at = now, None
             job.result.pending += 1
             self.announcements.append(

@@ -21,7 +21,7 @@ from sqlalchemy import RowMapping, Table, insert, select, text
 from sqlalchemy.orm import Session
 
 from consent.clock import utc
-from consent.models import ConsentEvent, EventDetail
+from consent.models import ConsentEvent, EventDetail, EventKind
 
 GENESIS = "0" * 64
 SUBJECT_WIDE = "*"  # the list of events about a person rather than one list (erased, rectified)
@@ -36,15 +36,12 @@ def iso(instant: datetime) -> str:
     return utc(instant).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-_iso = iso
-
-
 def canonical(value: Any) -> bytes:
     """Canonical JSON: sorted keys, no spaces, ASCII, datetimes as ISO-8601 UTC."""
 
     def default(obj: Any) -> Any:
         if isinstance(obj, datetime):
-            return _iso(obj)
+            return iso(obj)
         raise TypeError(f"not canonicalisable: {type(obj).__name__}")
 
     return json.dumps(
@@ -61,7 +58,7 @@ def content_of(row: EventRow, event_id: int | None = None) -> dict[str, Any]:
     """The fields of an event (a row mapping) that its hash covers."""
     return {
         "id": row["id"] if event_id is None else event_id,
-        "occurred_at": _iso(row["occurred_at"]),
+        "occurred_at": iso(row["occurred_at"]),
         "kind": row["kind"],
         "list": row["list_slug"],
         "subject": row["subject_ref"],
@@ -77,19 +74,6 @@ def content_of(row: EventRow, event_id: int | None = None) -> dict[str, Any]:
 
 def hash_of(row: EventRow, event_id: int | None = None) -> str:
     return hashlib.sha256(canonical(content_of(row, event_id))).hexdigest()
-
-
-def _as_row(event: ConsentEvent) -> dict[str, Any]:
-    return {c.key: getattr(event, c.key) for c in _EVENTS.columns}
-
-
-def event_content(event: ConsentEvent) -> dict[str, Any]:
-    """The fields of an event that its hash covers, in canonical order."""
-    return content_of(_as_row(event))
-
-
-def event_hash(event: ConsentEvent) -> str:
-    return hash_of(_as_row(event))
 
 
 def head(session: Session) -> tuple[int, str]:
@@ -112,7 +96,7 @@ def lock_ledger(session: Session) -> None:
 class Entry:
     """What a caller says about one change of consent."""
 
-    kind: str
+    kind: EventKind
     list_slug: str
     subject_ref: str
     method: str
@@ -133,7 +117,7 @@ def _link(entry: Entry, event_id: int, prev_hash: str) -> tuple[dict[str, Any], 
     row: dict[str, Any] = {
         "id": event_id,
         "occurred_at": utc(entry.occurred_at),
-        "kind": entry.kind,
+        "kind": EventKind(entry.kind).value,  # a kind outside the enum is refused
         "list_slug": entry.list_slug,
         "subject_ref": entry.subject_ref,
         "method": entry.method[:32],

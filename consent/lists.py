@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -62,6 +63,37 @@ def all_lists(session: Session) -> list[MailingList]:
         session.scalars(
             select(MailingList).options(selectinload(MailingList.texts)).order_by(MailingList.slug)
         )
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ListView(ListSpec):
+    """What a list says about itself: its spec with the current consent text, and that
+    text's version and hash. The one view the form, the admin API, the command line and the
+    transactional mails show."""
+
+    text_version: int
+    text_sha256: str
+
+    def record(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def list_view(mailing_list: MailingList) -> ListView:
+    text = mailing_list.current_text
+    return ListView(
+        slug=mailing_list.slug,
+        name=mailing_list.name,
+        purpose=mailing_list.purpose,
+        cadence=mailing_list.cadence,
+        controller_name=mailing_list.controller_name,
+        controller_contact=mailing_list.controller_contact,
+        controller_address=mailing_list.controller_address,
+        controller_phone=mailing_list.controller_phone,
+        timezone=mailing_list.timezone,
+        consent_text=text.text,
+        text_version=text.version,
+        text_sha256=text.sha256,
     )
 
 

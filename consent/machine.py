@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
 
-from consent.models import Status
+from consent.models import EventKind, Status
 
 Action = Literal["request", "confirm", "withdraw", "suppress", "import", "repermission"]
 
@@ -37,13 +37,13 @@ TRANSITIONS: dict[tuple[Action, Status | None], Status] = {
 }
 
 # The ledger's name for each action.
-EVENT_KIND: dict[Action, str] = {
-    "request": "requested",
-    "confirm": "confirmed",
-    "withdraw": "withdrawn",
-    "suppress": "suppressed",
-    "import": "imported",
-    "repermission": "repermission-requested",
+EVENT_KIND: dict[Action, EventKind] = {
+    "request": EventKind.REQUESTED,
+    "confirm": EventKind.CONFIRMED,
+    "withdraw": EventKind.WITHDRAWN,
+    "suppress": EventKind.SUPPRESSED,
+    "import": EventKind.IMPORTED,
+    "repermission": EventKind.REPERMISSION_REQUESTED,
 }
 
 
@@ -141,3 +141,17 @@ def record_ip(policy: Policy, ip: str | None) -> str | None:
         return str(address)
     prefix = 24 if address.version == 4 else 48
     return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False).network_address)
+
+
+def kept_evidence(policy: Policy, evidence: Evidence) -> dict[str, Any]:
+    """What of the request's evidence the ledger keeps (EDPB 05/2020, 106): the client IP as
+    the policy allows, the user agent only where IPs are kept at all, and any extra proof."""
+    kept: dict[str, Any] = {}
+    ip = record_ip(policy, evidence.ip)
+    if ip:
+        kept["ip"] = ip
+    if evidence.user_agent and policy.record_ip != "none":
+        kept["user_agent"] = evidence.user_agent[:300]
+    if evidence.extra:
+        kept["evidence"] = dict(evidence.extra)
+    return kept

@@ -61,6 +61,23 @@ class Status(enum.StrEnum):
     SUPPRESSED = "suppressed"
 
 
+class EventKind(enum.StrEnum):
+    """What a consent event records: every writer and reader of the ledger names it so.
+
+    Which kinds grant or end consent is decided once, by `consent.replay`.
+    """
+
+    REQUESTED = "requested"
+    CONFIRMED = "confirmed"
+    WITHDRAWN = "withdrawn"
+    SUPPRESSED = "suppressed"
+    IMPORTED = "imported"
+    REPERMISSION_REQUESTED = "repermission-requested"
+    RECTIFIED = "rectified"  # about the person (list "*"): name or address corrected
+    ERASED = "erased"  # about the person (list "*"): everything personal removed
+    PURGED = "purged"  # a pending request nobody confirmed, removed by retention
+
+
 class MailingList(Base):
     """A list is one purpose of processing: one consent per list, never bundled."""
 
@@ -160,7 +177,7 @@ class ConsentEvent(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
-    kind: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(32))  # an EventKind; read back as stored
     list_slug: Mapped[str] = mapped_column(String(64), index=True)
     subject_ref: Mapped[str] = mapped_column(String(36), index=True)
     method: Mapped[str] = mapped_column(String(32))

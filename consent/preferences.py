@@ -17,19 +17,15 @@ from sqlalchemy.orm import Session, selectinload
 
 from consent import tokens
 from consent.addresses import clean_name
-from consent.lists import get_list
-from consent.models import MailingList, Status, Subscriber, Subscription
+from consent.lists import ListView, get_list, list_view
+from consent.models import EventKind, MailingList, Status, Subscriber, Subscription
 from consent.workflow import Announcement, ConsentService, Evidence, Unsubscribed
 
 
 @dataclass(frozen=True)
 class ListChoice:
-    slug: str
-    name: str
-    purpose: str
-    cadence: str
-    consent_text: str
-    status: str | None
+    list: ListView
+    status: str | None  # the person's subscription to it, if any
 
 
 @dataclass(frozen=True)
@@ -57,16 +53,7 @@ def _view(session: Session, subscriber: Subscriber) -> Preferences:
         select(MailingList).options(selectinload(MailingList.texts)).order_by(MailingList.name)
     ):
         sub = by_list.get(mailing_list.id)
-        choices.append(
-            ListChoice(
-                slug=mailing_list.slug,
-                name=mailing_list.name,
-                purpose=mailing_list.purpose,
-                cadence=mailing_list.cadence,
-                consent_text=mailing_list.current_text.text,
-                status=sub.status.value if sub else None,
-            )
-        )
+        choices.append(ListChoice(list_view(mailing_list), sub.status.value if sub else None))
     return Preferences(
         subject_ref=subscriber.ref,
         email=subscriber.email,
@@ -115,7 +102,9 @@ def update(
             get_list(session, slug)  # unknown lists are an input error
         if display is not None and display != subscriber.name:
             subscriber.name = display
-            service.record_about(session, subscriber, "rectified", evidence, {"field": "name"})
+            service.record_about(
+                session, subscriber, EventKind.RECTIFIED, evidence, {"field": "name"}
+            )
         for subscription in subscriber.subscriptions:
             slug = subscription.list.slug
             if subscription.status in (Status.ACTIVE, Status.PENDING) and slug not in wanted:

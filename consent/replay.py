@@ -12,7 +12,15 @@ from sqlalchemy.orm import Session
 
 from consent import ledger
 from consent.clock import utc
-from consent.models import ConsentEvent, ConsentText, MailingList, Status, Subscriber, Subscription
+from consent.models import (
+    ConsentEvent,
+    ConsentText,
+    EventKind,
+    MailingList,
+    Status,
+    Subscriber,
+    Subscription,
+)
 
 
 @dataclass
@@ -74,24 +82,24 @@ def _apply(state: Replay, event: ledger.EventRow) -> None:
     key = (event["subject_ref"], event["list_slug"])
     at = utc(event["occurred_at"])
     current = state.standings.get(key)
-    if kind == "erased":
+    if kind == EventKind.ERASED:
         ref = event["subject_ref"]
         for k in [k for k in state.standings if k[0] == ref]:
             del state.standings[k]
             state.erased_from[k[1]] = state.erased_from.get(k[1], 0) + 1
         state.erased.add(ref)
-    elif kind in ("requested", "repermission-requested"):
+    elif kind in (EventKind.REQUESTED, EventKind.REPERMISSION_REQUESTED):
         state.standings[key] = _fresh(event, Status.PENDING, at)
-    elif kind == "imported":
+    elif kind == EventKind.IMPORTED:
         consented = _consented_at(event)
         standing = _fresh(event, Status.ACTIVE, consented)
         standing.confirmed_at = consented
         if current is not None and current.status == Status.PENDING:
             standing.event_ids = [*current.event_ids, int(event["id"])]
         state.standings[key] = standing
-    elif kind == "purged":
+    elif kind == EventKind.PURGED:
         state.standings.pop(key, None)
-    elif current is None and kind == "suppressed":
+    elif current is None and kind == EventKind.SUPPRESSED:
         state.standings[key] = _fresh(event, Status.SUPPRESSED, at)
         state.standings[key].requested_at = None
         state.standings[key].ended_at = at
@@ -113,9 +121,9 @@ def _end(status: Status) -> Callable[[Standing, ledger.EventRow, datetime], None
 
 
 _MOVES: dict[str, Callable[[Standing, ledger.EventRow, datetime], None]] = {
-    "confirmed": _confirm,
-    "withdrawn": _end(Status.UNSUBSCRIBED),
-    "suppressed": _end(Status.SUPPRESSED),
+    EventKind.CONFIRMED: _confirm,
+    EventKind.WITHDRAWN: _end(Status.UNSUBSCRIBED),
+    EventKind.SUPPRESSED: _end(Status.SUPPRESSED),
 }
 
 
@@ -143,11 +151,27 @@ def replay(
     where = None
     for condition in conditions:
         where = condition if where is None else where & condition
+    return replay_events(ledger.stream(session, where=where))
+
+
+def replay_events(events: Iterable[ledger.EventRow]) -> Replay:
+    """The state that events (rows in ledger order) leave: the one rule of which events
+    grant, end or remove consent, for `replay` and for callers that hold the events."""
     state = Replay()
-    for event in ledger.stream(session, where=where):
+    for event in events:
         _apply(state, event)
         state.last_event_id = int(event["id"])
     return state
+
+
+def standing_at(
+    events: Iterable[ledger.EventRow], subject_ref: str, list_slug: str, moment: datetime
+) -> Standing | None:
+    """One subject's standing on one list at `moment`, from that subject's events in ledger
+    order: what `replay(session, subject_ref=..., until=moment)` finds, without reading."""
+    moment = utc(moment)
+    state = replay_events(e for e in events if utc(e["occurred_at"]) <= moment)
+    return state.standings.get((subject_ref, list_slug))
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,8 @@ from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from consent import ledger
-from consent.models import ConsentEvent, EventDetail, Status, Subscriber, Subscription
+from consent.models import ConsentEvent, EventDetail, EventKind, Status, Subscriber, Subscription
 from consent.workflow import ConsentService
-
-PURGED = "purged"
 
 
 @dataclass(frozen=True)
@@ -76,7 +74,7 @@ def _purge(session: Session, subscription: Subscription, now: datetime, ttl: tim
     ledger.append(
         session,
         ledger.Entry(
-            kind=PURGED,
+            kind=EventKind.PURGED,
             list_slug=slug,
             subject_ref=ref,
             method="retention",

@@ -18,15 +18,16 @@ from consent import access, ledger, tokens
 from consent.addresses import InvalidInput, clean_name, normalise_address
 from consent.models import (
     EventDetail,
+    EventKind,
     Subscriber,
     Subscription,
 )
 from consent.subject_data import SubjectData
 from consent.suppression import EVERY_LIST, address_hmac, suppress
-from consent.workflow import ConsentService, Evidence, record_ip
+from consent.workflow import ConsentService, Evidence, kept_evidence
 
 SELF_SERVICE_TTL = timedelta(hours=1)
-ERASED = "erased"
+ERASED = "erased"  # the reason of the suppressions erasure leaves
 
 
 class UnknownSubject(LookupError):
@@ -187,7 +188,7 @@ class SubjectRights:
             ledger.append(
                 session,
                 ledger.Entry(
-                    kind=ERASED,
+                    kind=EventKind.ERASED,
                     list_slug=ledger.SUBJECT_WIDE,
                     subject_ref=ref,
                     method=evidence.method,
@@ -217,7 +218,9 @@ class SubjectRights:
             if subscriber.name == display:
                 return False
             subscriber.name = display
-            self.service.record_about(session, subscriber, "rectified", evidence, {"field": "name"})
+            self.service.record_about(
+                session, subscriber, EventKind.RECTIFIED, evidence, {"field": "name"}
+            )
             return True
 
     def ask_address_change(
@@ -270,14 +273,13 @@ class SubjectRights:
                 )
             previous = subscriber.email
             subscriber.email = new
-            personal: dict[str, Any] = {"email": new, "previous_email": previous}
-            ip = record_ip(self.service.policy, evidence.ip)
-            if ip:
-                personal["ip"] = ip
-            if evidence.user_agent and self.service.policy.record_ip != "none":
-                personal["user_agent"] = evidence.user_agent[:300]
+            personal = {
+                "email": new,
+                "previous_email": previous,
+                **kept_evidence(self.service.policy, evidence),
+            }
             self.service.record_about(
-                session, subscriber, "rectified", evidence, {"field": "email"}, personal
+                session, subscriber, EventKind.RECTIFIED, evidence, {"field": "email"}, personal
             )
             return new, (
                 AddressChanged(

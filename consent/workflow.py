@@ -14,7 +14,7 @@ import secrets
 import uuid
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
@@ -36,14 +36,12 @@ from consent.machine import (  # the machine's names, re-exported for callers
     Subscribed,
     Unsubscribed,
     UnsubscribeResult,
+    kept_evidence,
     next_state,
     record_ip,
 )
-from consent.models import ConsentEvent, MailingList, Status, Subscriber, Subscription
+from consent.models import ConsentEvent, EventKind, MailingList, Status, Subscriber, Subscription
 from consent.suppression import address_hmac, lift
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = [
     "EVENT_KIND",
@@ -59,6 +57,7 @@ __all__ = [
     "Subscribed",
     "UnsubscribeResult",
     "Unsubscribed",
+    "kept_evidence",
     "next_state",
     "record_ip",
 ]
@@ -79,15 +78,7 @@ class ConsentService:
     # -- helpers -------------------------------------------------------------
 
     def _personal(self, subscriber: Subscriber, evidence: Evidence) -> dict[str, Any]:
-        personal: dict[str, Any] = {"email": subscriber.email}
-        ip = record_ip(self.policy, evidence.ip)
-        if ip:
-            personal["ip"] = ip
-        if evidence.user_agent and self.policy.record_ip != "none":
-            personal["user_agent"] = evidence.user_agent[:300]
-        if evidence.extra:
-            personal["evidence"] = dict(evidence.extra)
-        return personal
+        return {"email": subscriber.email, **kept_evidence(self.policy, evidence)}
 
     def _record(
         self,
@@ -177,7 +168,7 @@ class ConsentService:
         self,
         session: Session,
         subscriber: Subscriber,
-        kind: str,
+        kind: EventKind,
         evidence: Evidence,
         data: Mapping[str, Any] | None = None,
         personal: Mapping[str, Any] | None = None,
@@ -196,6 +187,17 @@ class ConsentService:
                 personal=personal if personal is not None else self._personal(subscriber, evidence),
                 commitment_key=subscriber.commitment_key,
             ),
+        )
+
+    def _confirmation(self, subscription: Subscription) -> ConfirmationRequested:
+        """The confirmation mail a request (or a re-permission) announces."""
+        subscriber = subscription.subscriber
+        return ConfirmationRequested(
+            subject_ref=subscriber.ref,
+            email=subscriber.email,
+            name=subscriber.name,
+            list_slug=subscription.list.slug,
+            token=self.confirm_token(subscription),
         )
 
     def unsubscribe_token(self, subject_ref: str, list_slug: str) -> str:
@@ -273,16 +275,7 @@ class ConsentService:
                 subscription.ended_at = None
                 self.move(session, "request", subscription, evidence)
             subscription.confirmation_sent_at = now
-            token = self.confirm_token(subscription)
-            return (
-                ConfirmationRequested(
-                    subject_ref=subscriber.ref,
-                    email=subscriber.email,
-                    name=subscriber.name,
-                    list_slug=mailing_list.slug,
-                    token=token,
-                ),
-            )
+            return (self._confirmation(subscription),)
 
     def confirm(self, token: str, evidence: Evidence) -> ConfirmResult:
         """Activate the pending subscription the token was issued for; idempotent."""
@@ -416,14 +409,5 @@ class ConsentService:
                 subscription.confirmed_at = None
                 subscription.confirmation_sent_at = now
                 self.move(session, "repermission", subscription, evidence)
-                subscriber = subscription.subscriber
-                announcements.append(
-                    ConfirmationRequested(
-                        subject_ref=subscriber.ref,
-                        email=subscriber.email,
-                        name=subscriber.name,
-                        list_slug=mailing_list.slug,
-                        token=self.confirm_token(subscription),
-                    )
-                )
+                announcements.append(self._confirmation(subscription))
         return tuple(announcements)

@@ -25,7 +25,7 @@ from mailer.bounces.processor import BounceProcessor
 from mailer.cadence.publisher import ServicePublisher
 from mailer.cadence.schedules import ScheduleService
 from mailer.clicks.counter import ClickCounter
-from mailer.content.fetch import FetchPolicy
+from mailer.content.fetch import FetchPolicy, feed_user_agent
 from mailer.contributions.service import ContributionPolicy, ContributionService
 from mailer.delivery import previews, runner
 from mailer.delivery.runner import CampaignRunner
@@ -119,7 +119,7 @@ class Runtime:
 
     def fetch_policy(self) -> FetchPolicy:
         """How the running service fetches feeds and calendars."""
-        return FetchPolicy(user_agent=f"mailer/0.1 (+{self.settings.base_url})")
+        return FetchPolicy(user_agent=feed_user_agent(self.settings.base_url))
 
     @cached_property
     def schedules(self) -> ScheduleService:

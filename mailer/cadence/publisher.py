@@ -12,7 +12,6 @@ from mailer.cadence.schedules import Drafted
 from mailer.content import calendars, curation, feeds
 from mailer.content.fetch import FetchPolicy
 from mailer.content.models import IssueStatus
-from mailer.delivery.campaigns import Summary
 from mailer.delivery.models import CampaignState
 from mailer.delivery.runner import CampaignRunner
 from mailer.mail.render import Renderer
@@ -39,7 +38,6 @@ class ServicePublisher:
     ) -> None:
         self.sessions, self.clock, self.renderer = sessions, clock, renderer
         self.policy, self.mail, self.campaign = fetch_policy, mail, campaign
-        self.last_summary: Summary | None = None
         self._runners: dict[int, CampaignRunner] = {}
 
     async def refresh(self, list_slug: str) -> None:
@@ -80,7 +78,6 @@ class ServicePublisher:
             summary = await runner.run()
         finally:
             del self._runners[issue_id]
-        self.last_summary = summary
         log.info("issue %s: %s %s", issue_id, summary.state, summary.counts)
         return summary.state == CampaignState.FINISHED
 

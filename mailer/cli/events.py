@@ -10,7 +10,6 @@ from rich.table import Table
 
 from consent.lists import get_list
 from mailer.cli.common import JsonOpt, ListOpt, content_runtime, err, fail, out, print_json
-from mailer.cli.feeds import policy_for
 from mailer.content import calendars, events
 from mailer.content.fetch import is_file_url
 from mailer.content.views import event_record
@@ -47,7 +46,7 @@ def events_import(
     that cannot be read or is not iCalendar changes nothing: exit 2 for a file, 1 for a URL.
     """
     with content_runtime() as rt:
-        policy = policy_for(rt.settings.base_url)
+        policy = rt.fetch_policy()
         report = asyncio.run(calendars.import_from(rt.sessions, rt.clock, list_, source, policy))
     if report.outcome == "failed":
         code = 2 if is_file_url(report.url) else 1

@@ -11,7 +11,6 @@ from rich.table import Table
 
 from mailer.cli.common import JsonOpt, ListOpt, content_runtime, err, fail, out, print_json
 from mailer.content import feeds
-from mailer.content.fetch import FetchPolicy
 from mailer.content.views import feed_record
 
 app = typer.Typer(help="News feeds (RSS/Atom) read for a list.", no_args_is_help=True)
@@ -55,10 +54,6 @@ def feeds_list(
     out.print(table)
 
 
-def policy_for(base_url: str) -> FetchPolicy:
-    return FetchPolicy(user_agent=f"mailer/0.1 (newsletter feed reader; +{base_url})")
-
-
 @app.command("fetch")
 def feeds_fetch(
     list_: Annotated[str | None, typer.Option("--list", help="Only this list's feeds")] = None,
@@ -78,7 +73,7 @@ def feeds_fetch(
                     rt.sessions,
                     rt.clock,
                     list_,
-                    policy_for(rt.settings.base_url),
+                    rt.fetch_policy(),
                     on_report=lambda _: progress.advance(task),
                 )
             )

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from consent.lists import ListSpec, all_lists, create_list, get_list
+from consent.lists import ListSpec, all_lists, create_list, get_list, list_view
 from mailer.cli.common import JsonOpt, out, print_json, runtime
 
 app = typer.Typer(
@@ -49,32 +49,19 @@ def lists_create(
         out.print(f"created list {created.slug} (consent text v1)")
 
 
-def _list_record(m: Any) -> dict[str, Any]:
-    return {
-        "slug": m.slug,
-        "name": m.name,
-        "purpose": m.purpose,
-        "cadence": m.cadence,
-        "controller": m.controller_name,
-        "contact": m.controller_contact,
-        "timezone": m.timezone,
-        "consent_text": m.current_text.text,
-        "text_version": m.current_text.version,
-        "text_sha256": m.current_text.sha256,
-    }
-
-
 @app.command("list")
 def lists_list(as_json: JsonOpt = False) -> None:
     """Show every list."""
     with runtime() as rt, rt.sessions() as session:
-        records = [_list_record(m) for m in all_lists(session)]
+        records = [list_view(m).record() for m in all_lists(session)]
     if as_json:
         print_json(records)
         return
     table = Table("slug", "name", "cadence", "controller", "text")
     for r in records:
-        table.add_row(r["slug"], r["name"], r["cadence"], r["controller"], f"v{r['text_version']}")
+        table.add_row(
+            r["slug"], r["name"], r["cadence"], r["controller_name"], f"v{r['text_version']}"
+        )
     out.print(table)
 
 
@@ -83,7 +70,7 @@ def lists_show(slug: str, as_json: JsonOpt = False) -> None:
     """Show one list, with its consent text history."""
     with runtime() as rt, rt.sessions() as session:
         m = get_list(session, slug)
-        record = _list_record(m)
+        record = list_view(m).record()
         record["texts"] = [
             {"version": t.version, "sha256": t.sha256, "created_at": t.created_at, "text": t.text}
             for t in m.texts
@@ -91,7 +78,8 @@ def lists_show(slug: str, as_json: JsonOpt = False) -> None:
     if as_json:
         print_json([record])
         return
-    for key in ("slug", "name", "purpose", "cadence", "controller", "contact", "timezone"):
-        out.print(f"[bold]{key}:[/] {record[key]}")
+    for key, value in record.items():
+        if key not in ("texts", "consent_text", "text_version", "text_sha256"):
+            out.print(f"[bold]{key}:[/] {value}")
     for t in record["texts"]:
         out.print(f"[bold]consent text v{t['version']}[/] ({t['sha256'][:12]}…): {t['text']}")

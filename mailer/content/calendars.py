@@ -180,7 +180,7 @@ async def _read(
 
 def _note_read(session: Session, calendar: Calendar, got: Fetched, now: datetime) -> None:
     """When it was read and what it answered; a permanent redirect moves it (unless taken)."""
-    calendar.last_fetched_at, calendar.last_status = now, got.status
+    calendar.read(now, got.status)
     if got.moved_to and got.moved_to != calendar.url and len(got.moved_to) <= 2000:
         taken = select(Calendar.id).where(
             Calendar.list_id == calendar.list_id, Calendar.url == got.moved_to
@@ -200,9 +200,7 @@ def _store(
 
     def failed(detail: str) -> CalendarReport:
         if calendar is not None:
-            calendar.failures += 1
-            calendar.retry_at = got.retry_at
-            calendar.last_error = detail
+            calendar.failed(detail, got.retry_at)
         return CalendarReport(url, "failed", got.status, detail=detail)
 
     if got.error is not None:
@@ -223,8 +221,5 @@ def _store(
             problems=imported.problems,
         )
     if calendar is not None:
-        calendar.failures, calendar.last_error, calendar.retry_at = 0, "", None
-        calendar.last_success_at = now
-        if not got.not_modified:
-            calendar.etag, calendar.last_modified = got.etag, got.last_modified
+        calendar.succeeded(now, None if got.not_modified else (got.etag, got.last_modified))
     return report

@@ -174,8 +174,7 @@ def _record(
     session: Session, feed: Feed, got: Fetched, now: datetime, policy: FetchPolicy
 ) -> FeedReport:
     """Apply one fetch result to the feed (health, validators, URL) and its items."""
-    feed.last_fetched_at = now
-    feed.last_status = got.status
+    feed.read(now, got.status)
     if got.moved_to and got.moved_to != feed.url:
         feed.url = got.moved_to
 
@@ -188,19 +187,15 @@ def _record(
     if got.error is None and got.body is not None:
         parsed = parse(got.body, got.final_url, policy.summary_length, got.content_type)
     if got.error is not None or (parsed is not None and not parsed.ok):
-        feed.failures += 1
-        feed.retry_at = got.retry_at
-        feed.last_error = got.error or "; ".join(parsed.problems if parsed else ())
+        feed.failed(got.error or "; ".join(parsed.problems if parsed else ()), got.retry_at)
         return report("failed", detail=feed.last_error)
-    feed.failures, feed.last_error, feed.retry_at = 0, "", None
     if got.not_modified or parsed is None:
-        feed.last_success_at = now
+        feed.succeeded(now, None)
         return report("not-modified")
-    feed.etag, feed.last_modified = got.etag, got.last_modified
     if parsed.title:
         feed.title = parsed.title
-    new, changed = store_items(session, feed, parsed, now, policy)
-    feed.last_success_at = now
+    new, changed = store_items(session, feed, parsed, now, policy)  # reads last_success_at
+    feed.succeeded(now, (got.etag, got.last_modified))
     return report("updated", new, changed, "; ".join(parsed.problems))
 
 

@@ -31,11 +31,18 @@ RETRY_STATUSES = (429, 503)
 MAX_RETRY_AFTER = timedelta(days=2)
 
 
+def feed_user_agent(base_url: str = "") -> str:
+    """The User-Agent of every feed and calendar fetch; with the site's URL in it, a feed's
+    operator can tell who reads them."""
+    site = f"; +{base_url}" if base_url else ""
+    return f"mailer/0.1 (newsletter feed reader{site})"
+
+
 @dataclass(frozen=True)
 class FetchPolicy:
     """How feeds are read; built at the edge (the User-Agent names the deployment)."""
 
-    user_agent: str = "mailer/0.1 (newsletter feed reader)"
+    user_agent: str = feed_user_agent()
     timeout: float = 20.0
     per_host: int = 2
     concurrency: int = 8

@@ -86,10 +86,6 @@ class IssueContent:
     timezone: str
     clicks_counted: bool = False  # issue 14: the mail says that clicks are counted (in aggregate)
 
-    @property
-    def entry_count(self) -> int:
-        return sum(len(s.entries) for s in self.sections) + len(self.events) + bool(self.highlight)
-
     def as_record(self) -> dict[str, Any]:
         return asdict(self)
 

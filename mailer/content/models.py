@@ -29,7 +29,35 @@ class IssueStatus(enum.StrEnum):
     SENT = "sent"
 
 
-class Feed(Base):
+class FetchedSource:
+    """What a source read over HTTP keeps: validators for a conditional GET, and its health."""
+
+    etag: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    last_modified: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    last_fetched_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    def read(self, now: datetime, status: int | None) -> None:
+        self.last_fetched_at, self.last_status = now, status
+
+    def failed(self, error: str, retry_at: datetime | None) -> None:
+        """One more failure in a row; a 429/503's wait is kept until it passes."""
+        self.failures += 1
+        self.retry_at, self.last_error = retry_at, error
+
+    def succeeded(self, now: datetime, validators: tuple[str | None, str | None] | None) -> None:
+        """Healthy again; new validators (ETag, Last-Modified) when the body was new."""
+        self.failures, self.last_error, self.retry_at = 0, "", None
+        self.last_success_at = now
+        if validators is not None:
+            self.etag, self.last_modified = validators
+
+
+class Feed(FetchedSource, Base):
     """A news feed (RSS/Atom, over HTTP or a local file) read for one list; with its health."""
 
     __tablename__ = "feeds"
@@ -42,14 +70,6 @@ class Feed(Base):
     title: Mapped[str] = mapped_column(String(300), default="")  # as the feed calls itself
     section: Mapped[str] = mapped_column(String(100), default="")
     added_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    etag: Mapped[str | None] = mapped_column(String(500), nullable=True)
-    last_modified: Mapped[str | None] = mapped_column(String(100), nullable=True)
-    last_fetched_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    last_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    failures: Mapped[int] = mapped_column(Integer, default=0)
-    last_error: Mapped[str] = mapped_column(Text, default="")
-    retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     list: Mapped[MailingList] = relationship()
 
@@ -88,7 +108,7 @@ class FeedItem(Base):
     feed: Mapped[Feed | None] = relationship()
 
 
-class Calendar(Base):
+class Calendar(FetchedSource, Base):
     """An iCalendar URL a list's events are imported from, read again before each draft;
     with its validators (conditional GET) and its health, like a feed's."""
 
@@ -99,14 +119,6 @@ class Calendar(Base):
     list_id: Mapped[int] = mapped_column(ForeignKey("lists.id", ondelete="CASCADE"), index=True)
     url: Mapped[str] = mapped_column(String(2000))
     added_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    etag: Mapped[str | None] = mapped_column(String(500), nullable=True)
-    last_modified: Mapped[str | None] = mapped_column(String(100), nullable=True)
-    last_fetched_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    last_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    failures: Mapped[int] = mapped_column(Integer, default=0)
-    last_error: Mapped[str] = mapped_column(Text, default="")
-    retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     list: Mapped[MailingList] = relationship()
 

@@ -2,27 +2,27 @@
 
 A copy counts as sent when the relay accepted it (`sent_at` is set, whatever a
 later bounce said) or when it may have been (`uncertain`). Its consent was valid
-if, replaying the subscriber's events for the issue's list up to the moment of
-sending, the last one that changes consent granted it (confirmed, imported) and
-none that ends it (withdrawn, suppressed, erased, ...) came after.
+if the subscriber was active on the issue's list at the moment of sending, as
+`consent.replay` derives it from the ledger: the same rule `mailer consent report
+--at` applies, so the audit and the report never disagree about a moment.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from consent import ledger
 from consent.clock import utc
-from consent.models import ConsentEvent, MailingList, Subscriber
+from consent.models import ConsentEvent, MailingList, Status, Subscriber
+from consent.replay import standing_at
 from mailer.content.models import Issue
 from mailer.delivery.models import Delivery, DeliveryStatus
 
-GRANTS = frozenset({"confirmed", "imported"})
-NEUTRAL = frozenset({"rectified", "exported", "receipt", "text-shown", "address-changed"})
 BATCH = 1000
 
 
@@ -42,21 +42,21 @@ class AuditResult:
     violations: tuple[Violation, ...]
 
 
-def consent_at(events: list[tuple[datetime, str]], moment: datetime) -> tuple[bool, str]:
-    """Whether the events (time, kind), in order, leave consent valid at `moment`."""
-    valid, granted, last = False, False, ""
-    for occurred, kind in events:
-        if occurred > moment:
-            break
-        if kind in GRANTS:
-            valid = granted = True
-        elif kind not in NEUTRAL:
-            valid, last = False, f"{kind} at {occurred:%Y-%m-%d %H:%M:%S} UTC"
-    if valid:
+def consent_at(
+    events: Sequence[ledger.EventRow], subject_ref: str, list_slug: str, moment: datetime
+) -> tuple[bool, str]:
+    """Whether one subject's events (rows in ledger order) leave consent on the list valid at
+    `moment`, and if not, why in words."""
+    standing = standing_at(events, subject_ref, list_slug, moment)
+    if standing is not None and standing.status == Status.ACTIVE:
         return True, ""
-    if not granted:
-        return False, "no confirmed consent before the send" + (f" (last: {last})" if last else "")
-    return False, f"consent ended before the send: {last}"
+    if standing is None:
+        return False, "no confirmed consent before the send"
+    last = next(e for e in events if int(e["id"]) == standing.event_ids[-1])
+    said = f"{last['kind']} at {utc(last['occurred_at']):%Y-%m-%d %H:%M:%S} UTC"
+    if standing.status == Status.PENDING:
+        return False, f"no confirmed consent before the send (last: {said})"
+    return False, f"consent ended before the send: {said}"
 
 
 @dataclass(frozen=True)
@@ -106,21 +106,13 @@ def _sent(session: Session, issue_id: int | None) -> Iterator[list[_Sent]]:
 def audit_deliveries(session: Session, issue_id: int | None = None) -> AuditResult:
     checked, violations = 0, []
     for rows in _sent(session, issue_id):
-        history: dict[tuple[str, str], list[tuple[datetime, str]]] = {}
-        for ref, slug, occurred, kind in session.execute(
-            select(
-                ConsentEvent.subject_ref,
-                ConsentEvent.list_slug,
-                ConsentEvent.occurred_at,
-                ConsentEvent.kind,
-            )
-            .where(ConsentEvent.subject_ref.in_({r.ref for r in rows}))
-            .order_by(ConsentEvent.occurred_at, ConsentEvent.id)
-        ):
-            history.setdefault((ref, slug), []).append((utc(occurred), kind))
+        history: dict[str, list[ledger.EventRow]] = {}
+        refs = {r.ref for r in rows}
+        for event in ledger.stream(session, where=ConsentEvent.subject_ref.in_(refs)):
+            history.setdefault(event["subject_ref"], []).append(event)
         for row in rows:
             checked += 1
-            valid, why = consent_at(history.get((row.ref, row.slug), []), row.moment)
+            valid, why = consent_at(history.get(row.ref, []), row.ref, row.slug, row.moment)
             if not valid:
                 violations.append(
                     Violation(row.issue_id, row.delivery_id, row.ref, row.slug, row.moment, why)

@@ -52,7 +52,7 @@ class Composer:
             archive=compiled.archived,
         ).as_dict()
         static = {name: value for name, value in sample.items() if name != "List-Unsubscribe"}
-        static.update({"Precedence": "bulk", "Auto-Submitted": "auto-generated"})
+        static.update({"Precedence": "bulk", **messages.AUTO_GENERATED})
         subject = compiled.subject
         if test:
             subject = TEST_SUBJECT_PREFIX + subject

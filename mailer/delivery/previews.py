@@ -1,4 +1,4 @@
-"""Getting an issue out: its frozen compiled form, and previews to open.
+"""Previews to open: the issue as a reader would get it.
 
 A preview is built by the same Composer that the campaign sends with (same
 headers, same bytes, DKIM-signed when signing is on), for an invented sample
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from consent.addresses import InvalidInput, normalise_address
+from consent.addresses import normalise_address
 from consent.clock import Clock
 from consent.workflow import ConsentService
 from mailer.app.settings import Settings
@@ -31,18 +31,6 @@ from mailer.mail.transport import Envelope
 SAMPLE_REF = "00000000-0000-4000-8000-000000000000"
 SAMPLE_NAME = "Sam Sample"
 SAMPLE_EMAIL = "sample.reader@example.org"
-
-
-class NotApproved(InvalidInput):
-    """Delivery asked for an issue that is still a draft."""
-
-
-def compiled_issue(session: Session, issue_id: int) -> CompiledIssue:
-    """The compiled form frozen at approval; what every reader of the issue gets."""
-    issue = get_issue(session, issue_id)
-    if issue.status == IssueStatus.DRAFT or issue.compiled is None:
-        raise NotApproved(f"issue {issue.id} is a draft: approve it before sending")
-    return CompiledIssue.from_record(issue.compiled)
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,6 @@ class RecipientSource:
         self.list_slug = list_slug
         self.secret_key = secret_key
         self.batch_size = batch_size
-        self.suppressed_skipped = 0
 
     def _suppressed(self, connection: Connection, emails: list[str]) -> set[str]:
         """The addresses of `emails` that are suppressed for this list."""
@@ -121,7 +120,6 @@ class RecipientSource:
                 owed = []
                 for r in rows:
                     if r.email in suppressed:
-                        self.suppressed_skipped += 1
                         continue
                     did, status = existing[r.subscriber_id]
                     if status == DeliveryStatus.QUEUED.value:
@@ -180,7 +178,6 @@ class RecipientSource:
                 for r in rows
                 if r.email not in suppressed
             ]
-            self.suppressed_skipped += len(rows) - len(owed)
             if owed:
                 yield owed
 

@@ -33,7 +33,6 @@ class Outcome(enum.StrEnum):
 class Verdict:
     outcome: Outcome
     throttle: bool = False  # the server asks us to slow down
-    drop_connection: bool = False  # the server is closing (421) or the link broke
 
 
 def enhanced_code(text: str) -> str | None:
@@ -43,17 +42,17 @@ def enhanced_code(text: str) -> str | None:
 
 
 def classify(code: int, text: str) -> Verdict:
-    """What a reply to one message means for its recipient and for the connection.
+    """What a reply to one message means for its recipient and for the sending rate.
 
-    2xx sent; 4xx deferred (421 also closes the connection); 421 and "too many"
-    replies also ask for a lower rate; 5xx failed, and a 5.1.x recipient
-    rejection (or a plain "user unknown") is a hard bounce.
+    2xx sent; 4xx deferred; 421 and "too many" replies also ask for a lower rate;
+    5xx failed, and a 5.1.x recipient rejection (or a plain "user unknown") is a
+    hard bounce. The connection's fate (closed on 421) is the pool's own rule.
     """
     throttle = code == 421 or (400 <= code < 600 and bool(_TOO_MANY.search(text)))
     if 200 <= code < 300:
         return Verdict(Outcome.SENT)
     if 400 <= code < 500:
-        return Verdict(Outcome.DEFERRED, throttle=throttle, drop_connection=code == 421)
+        return Verdict(Outcome.DEFERRED, throttle=throttle)
     if 500 <= code < 600:
         status = enhanced_code(text)
         if throttle and status is None:
@@ -64,7 +63,7 @@ def classify(code: int, text: str) -> Verdict:
         )
         return Verdict(Outcome.BOUNCED if hard else Outcome.FAILED, throttle=throttle)
     # Anything else (1xx, 3xx, garbage) is a protocol error: try again later.
-    return Verdict(Outcome.DEFERRED, drop_connection=True)
+    return Verdict(Outcome.DEFERRED)
 
 
 @dataclass(frozen=True)

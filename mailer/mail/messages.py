@@ -21,6 +21,9 @@ from mailer.mail.headers import HeaderInjection, Mailbox
 
 __all__ = ["HeaderInjection", "Mailbox", "build_message", "list_headers", "sender_mailbox"]
 
+# RFC 3834: every mail this service sends is automated; no auto-replies to it, please.
+AUTO_GENERATED = {"Auto-Submitted": "auto-generated"}
+
 # Fold only past RFC 5322's hard limit: folding at 78 turns a long List-Unsubscribe
 # URL (no spaces to fold at) into an encoded word that clients do not recognise.
 MAIL_POLICY = SMTP.clone(max_line_length=998)

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from sqlalchemy.orm import Session, sessionmaker
 
 from consent.clock import Clock
-from consent.lists import get_list
+from consent.lists import get_list, list_view
 from consent.rights import (
     SELF_SERVICE_TTL,
     AccessLinkRequested,
@@ -37,8 +37,6 @@ from mailer.mail.render import Renderer
 from mailer.mail.transport import Envelope, Transport, TransportError
 
 log = logging.getLogger(__name__)
-
-AUTO = {"Auto-Submitted": "auto-generated"}  # RFC 3834: no auto-replies to these, please
 
 
 @dataclass(frozen=True)
@@ -58,7 +56,7 @@ class Letter:
     subject: str
     template: str | None  # "email/confirm"; None: `text` is the whole body
     context: Mapping[str, object] = field(default_factory=dict)
-    headers: Mapping[str, str] = field(default_factory=lambda: dict(AUTO))
+    headers: Mapping[str, str] = field(default_factory=dict)  # besides Auto-Submitted
     text: str = ""
 
 
@@ -108,7 +106,8 @@ def letter_for(event: object, stationery: Stationery) -> Letter | None:
 
 
 def write(letter: Letter, renderer: Renderer, settings: Settings, now: datetime) -> Outgoing:
-    """Render and build the message; pure but for the templates it reads."""
+    """Render and build the message, from the settings' sender, dated `now`, with a fresh
+    Message-ID and Auto-Submitted (D1, D5); pure but for the templates it reads."""
     if letter.template is None:
         text, html = letter.text, f"<pre>{escape(letter.text)}</pre>"
     else:
@@ -122,7 +121,7 @@ def write(letter: Letter, renderer: Renderer, settings: Settings, now: datetime)
         html=html,
         date=now,
         message_id=messages.make_message_id(settings.from_domain),
-        headers=letter.headers,
+        headers={**letter.headers, **messages.AUTO_GENERATED},
     )
     return Outgoing(letter.to.address, message)
 
@@ -173,15 +172,14 @@ def welcome(event: Subscribed, s: Stationery) -> Letter:
             "unsubscribe_url": f"{settings.base_url}/unsubscribe/{unsubscribe_token}",
             "preferences_url": f"{settings.base_url}/preferences/{preferences}",
         },
-        headers={**headers, **AUTO},
+        headers=headers,
     )
 
 
-def _self_service_context(
-    event: AccessLinkRequested | AddressChangeRequested, s: Stationery
-) -> dict[str, object]:
+def _self_service_context(name: str, s: Stationery) -> dict[str, object]:
+    """Mails about the person rather than one list come from the sender as a whole."""
     return {
-        "name": event.name,
+        "name": name,
         "list_name": s.sender_name,
         "controller_name": s.sender_name,
         "controller_contact": s.settings.from_address,
@@ -195,7 +193,7 @@ def access_link(event: AccessLinkRequested, s: Stationery) -> Letter:
         subject="Your data with us: download, correct or erase it",
         template="email/access_link",
         context={
-            **_self_service_context(event, s),
+            **_self_service_context(event.name, s),
             "url": f"{s.settings.base_url}/me/{event.token}",
             "ttl_minutes": int(SELF_SERVICE_TTL.total_seconds() // 60),
         },
@@ -210,7 +208,7 @@ def address_change(event: AddressChangeRequested, s: Stationery) -> Letter:
         subject="Please confirm your new address",
         template="email/change_address",
         context={
-            **_self_service_context(event, s),
+            **_self_service_context(event.name, s),
             "url": f"{s.settings.base_url}/me/confirm-address/{event.token}",
             "new_email": event.new_email,
             "ttl_days": s.consent.policy.confirm_ttl.days,
@@ -226,10 +224,7 @@ def address_changed(event: AddressChanged, s: Stationery) -> Letter:
         subject="Your address with us was changed",
         template="email/address_changed",
         context={
-            "name": event.name,
-            "list_name": s.sender_name,
-            "controller_name": s.sender_name,
-            "controller_contact": s.settings.from_address,
+            **_self_service_context(event.name, s),
             "old_email": event.old_email,
             "new_email": event.new_email,
             "changed_at": f"{event.changed_at:%Y-%m-%d %H:%M} UTC",
@@ -266,16 +261,11 @@ class TransactionalMail:
     def _list_facts(self, list_slug: str) -> dict[str, Any]:
         with self.sessions() as session:
             mailing_list = get_list(session, list_slug)
-            return {
-                "list_name": mailing_list.name,
-                "list_slug": mailing_list.slug,
-                "purpose": mailing_list.purpose,
-                "cadence": mailing_list.cadence,
-                "controller_name": mailing_list.controller_name,
-                "controller_contact": mailing_list.controller_contact,
-                "consent_text": mailing_list.current_text.text,
-                "consent_texts": {t.version: t.text for t in mailing_list.texts},
-            }
+            facts = list_view(mailing_list).record()
+            # In a mail, `name` is the reader's: the list's own name and slug are prefixed.
+            facts["list_name"], facts["list_slug"] = facts.pop("name"), facts.pop("slug")
+            facts["consent_texts"] = {t.version: t.text for t in mailing_list.texts}
+            return facts
 
     def compose(self, event: object) -> Outgoing | None:
         """The mail `event` calls for, built (database reads and an MJML compile: blocking)."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Protocol
 
@@ -93,14 +93,3 @@ class SMTPTransport:
             code, text = next(iter(errors.values()))
             return SendResult(code, text)
         return SendResult(250, reply)
-
-
-@dataclass
-class RecordingTransport:
-    """Keeps what it is given; a double for unit tests of pure message building."""
-
-    sent: list[Envelope] = field(default_factory=list)
-
-    async def send(self, envelope: Envelope) -> SendResult:
-        self.sent.append(envelope)
-        return SendResult(250, "2.0.0 recorded")

@@ -17,6 +17,7 @@ from starlette.requests import ClientDisconnect
 
 from consent import tokens
 from consent.addresses import InvalidInput
+from consent.lists import ListView, get_list, list_view
 from consent.preferences import show as show_preferences
 from consent.preferences import update as update_preferences
 from consent.workflow import Evidence
@@ -31,7 +32,7 @@ router = APIRouter(include_in_schema=False)
 MAX_FORM_PART = 16 * 1024
 
 
-def _runtime(request: Request) -> Runtime:
+def runtime_of(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -40,7 +41,8 @@ def _client_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-def _evidence(request: Request, method: str, source: str) -> Evidence:
+def request_evidence(request: Request, method: str, source: str) -> Evidence:
+    """How a request reached us, for the ledger (which keeps of it what the policy allows)."""
     return Evidence(
         method=method,
         source=source,
@@ -50,7 +52,7 @@ def _evidence(request: Request, method: str, source: str) -> Evidence:
 
 
 def page(request: Request, template: str, context: dict[str, Any], status: int = 200) -> Response:
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     cookie, token = csrf.issue(request, runtime.settings.secret_key)
     response: Response = request.app.state.templates.TemplateResponse(
         request, template, {**context, "csrf_token": token}, status_code=status
@@ -78,7 +80,7 @@ def too_many(request: Request, limits: KeyedLimits) -> Response:
     return response
 
 
-async def _over(request: Request, limits: ClientLimits) -> Response | None:
+async def over_limit(request: Request, limits: ClientLimits) -> Response | None:
     """A 429 answer when this client has used up `limits`, else None."""
     if await limits.allow(_client_ip(request)):
         return None
@@ -90,6 +92,13 @@ async def read_form(request: Request) -> FormData:
         return await request.form(max_files=0, max_fields=50, max_part_size=MAX_FORM_PART)
     except Exception as exc:  # malformed multipart, too many fields, oversized part
         raise InvalidInput(f"the form could not be read: {exc}") from exc
+
+
+async def checked_form(request: Request) -> FormData:
+    """The posted form, once its CSRF token is checked (a bad one is a 403)."""
+    form = await read_form(request)
+    csrf.check(request, runtime_of(request).settings.secret_key, form.get(csrf.FIELD))
+    return form
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
@@ -108,24 +117,17 @@ async def _json_body(request: Request) -> dict[str, Any]:
     return body
 
 
-def _list_view(runtime: Runtime, slug: str) -> dict[str, Any]:
-    from consent.lists import get_list
+def _list_view(runtime: Runtime, slug: str) -> ListView:
+    with runtime.sessions() as session:
+        return list_view(get_list(session, slug))
 
+
+def _form_view(runtime: Runtime, slug: str) -> dict[str, Any]:
+    """What the subscribe form shows of a list: its view, and whether clicks are counted."""
     with runtime.sessions() as session:
         mailing_list = get_list(session, slug)
-        return {
-            "slug": mailing_list.slug,
-            "name": mailing_list.name,
-            "purpose": mailing_list.purpose,
-            "cadence": mailing_list.cadence,
-            "controller_name": mailing_list.controller_name,
-            "controller_contact": mailing_list.controller_contact,
-            "controller_address": mailing_list.controller_address,
-            "consent_text": mailing_list.current_text.text,
-            "text_version": mailing_list.current_text.version,
-            # issue 14: the form says plainly whether clicks are counted (in aggregate)
-            "count_clicks": publication_of(session, mailing_list.id).count_clicks,
-        }
+        counted = publication_of(session, mailing_list.id).count_clicks
+        return {"list": list_view(mailing_list), "count_clicks": counted}
 
 
 # -- subscribe ---------------------------------------------------------------
@@ -133,19 +135,19 @@ def _list_view(runtime: Runtime, slug: str) -> dict[str, Any]:
 
 @router.get("/subscribe/{slug}")
 async def subscribe_form(request: Request, slug: str) -> Response:
-    runtime = _runtime(request)
-    view = await run_in_threadpool(_list_view, runtime, slug)
+    runtime = runtime_of(request)
+    view = await run_in_threadpool(_form_view, runtime, slug)
     return page(
         request,
         "subscribe.html",
-        {"list": view, "record_ip": runtime.settings.record_ip, "values": {}, "error": None},
+        {**view, "record_ip": runtime.settings.record_ip, "values": {}, "error": None},
     )
 
 
 @router.post("/subscribe/{slug}")
 async def subscribe(request: Request, slug: str) -> Response:
-    runtime = _runtime(request)
-    if refused := await _over(request, _limits(request).subscribe):
+    runtime = runtime_of(request)
+    if refused := await over_limit(request, _limits(request).subscribe):
         return refused
     if request.headers.get("content-type", "").startswith("application/json"):
         body = await _json_body(request)
@@ -155,13 +157,14 @@ async def subscribe(request: Request, slug: str) -> Response:
         consent_given = consent is True
         source = "api"
     else:
-        form = await read_form(request)
-        csrf.check(request, runtime.settings.secret_key, form.get(csrf.FIELD))
+        form = await checked_form(request)
         email = str(form.get("email") or "")
         name = str(form.get("name") or "")
         consent_given = form.get("consent") == "yes"
         source = "form"
-    evidence = _evidence(request, method="double-opt-in", source=f"{source}:/subscribe/{slug}")
+    evidence = request_evidence(
+        request, method="double-opt-in", source=f"{source}:/subscribe/{slug}"
+    )
     try:
         announcements = await run_in_threadpool(
             runtime.consent.request, slug, email, name, evidence, consent_given=consent_given
@@ -169,13 +172,13 @@ async def subscribe(request: Request, slug: str) -> Response:
     except InvalidInput as exc:
         if wants_json(request):
             raise
-        view = await run_in_threadpool(_list_view, runtime, slug)
+        view = await run_in_threadpool(_form_view, runtime, slug)
         values = {"email": email, "name": name}
         return page(
             request,
             "subscribe.html",
             {
-                "list": view,
+                **view,
                 "record_ip": runtime.settings.record_ip,
                 "values": values,
                 "error": str(exc),
@@ -189,8 +192,8 @@ async def subscribe(request: Request, slug: str) -> Response:
     )
     if wants_json(request):
         return JSONResponse({"status": "confirmation-sent", "detail": message}, status_code=202)
-    view = await run_in_threadpool(_list_view, runtime, slug)
-    return page(request, "subscribe_done.html", {"list": view, "message": message}, status=202)
+    listed = await run_in_threadpool(_list_view, runtime, slug)
+    return page(request, "subscribe_done.html", {"list": listed, "message": message}, status=202)
 
 
 # -- confirm -----------------------------------------------------------------
@@ -198,7 +201,7 @@ async def subscribe(request: Request, slug: str) -> Response:
 
 @router.get("/confirm/{token}")
 async def confirm_page(request: Request, token: str) -> Response:
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     claims = runtime.consent.tokens.read(
         tokens.CONFIRM, token, max_age=runtime.consent.policy.confirm_ttl
     )
@@ -208,13 +211,12 @@ async def confirm_page(request: Request, token: str) -> Response:
 
 @router.post("/confirm/{token}")
 async def confirm(request: Request, token: str) -> Response:
-    runtime = _runtime(request)
-    if refused := await _over(request, _limits(request).confirm):
+    runtime = runtime_of(request)
+    if refused := await over_limit(request, _limits(request).confirm):
         return refused
-    form = await read_form(request)
-    csrf.check(request, runtime.settings.secret_key, form.get(csrf.FIELD))
+    await checked_form(request)
     result = await run_in_threadpool(
-        runtime.consent.confirm, token, _evidence(request, "double-opt-in", "form:/confirm")
+        runtime.consent.confirm, token, request_evidence(request, "double-opt-in", "form:/confirm")
     )
     await runtime.mail.deliver(result.announcements)
     view = await run_in_threadpool(_list_view, runtime, result.list_slug)
@@ -226,7 +228,7 @@ async def confirm(request: Request, token: str) -> Response:
 
 @router.get("/unsubscribe/{token}")
 async def unsubscribe_page(request: Request, token: str) -> Response:
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     claims = runtime.consent.tokens.read(tokens.UNSUBSCRIBE, token)
     try:
         view = await run_in_threadpool(_list_view, runtime, claims.list_slug or "")
@@ -242,20 +244,20 @@ async def unsubscribe(request: Request, token: str) -> Response:
     Mail providers POST `List-Unsubscribe=One-Click` (urlencoded or multipart);
     the page's button sends the same. The token alone names subscriber and list.
     """
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     # Per link, so that repeating one link cannot flood; per client only a high ceiling,
     # so that a provider relaying many readers' unsubscribes from one address gets through.
     limits = _limits(request)
     if not await limits.unsubscribe_link.allow(token):
         return too_many(request, limits.unsubscribe_link)
-    if refused := await _over(request, limits.unsubscribe):
+    if refused := await over_limit(request, limits.unsubscribe):
         return refused
     form = await read_form(request)
     one_click = form.get("List-Unsubscribe") == "One-Click"
     result = await run_in_threadpool(
         runtime.consent.unsubscribe,
         token,
-        _evidence(request, "one-click" if one_click else "link", "post:/unsubscribe"),
+        request_evidence(request, "one-click" if one_click else "link", "post:/unsubscribe"),
     )
     if wants_json(request):
         return JSONResponse({"status": "unsubscribed", "list": result.list_slug})
@@ -279,18 +281,17 @@ def _preferences_context(runtime: Runtime, token: str) -> dict[str, Any]:
 
 @router.get("/preferences/{token}")
 async def preferences_page(request: Request, token: str) -> Response:
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     context = await run_in_threadpool(_preferences_context, runtime, token)
     return page(request, "preferences.html", context)
 
 
 @router.post("/preferences/{token}")
 async def preferences(request: Request, token: str) -> Response:
-    runtime = _runtime(request)
-    if refused := await _over(request, _limits(request).preferences):
+    runtime = runtime_of(request)
+    if refused := await over_limit(request, _limits(request).preferences):
         return refused
-    form = await read_form(request)
-    csrf.check(request, runtime.settings.secret_key, form.get(csrf.FIELD))
+    form = await checked_form(request)
     wanted = {str(v) for v in form.getlist("lists")}
     name = form.get("name")
     prefs, announcements = await run_in_threadpool(
@@ -299,7 +300,7 @@ async def preferences(request: Request, token: str) -> Response:
         token,
         wanted,
         str(name) if name is not None else None,
-        _evidence(request, "preferences", "form:/preferences"),
+        request_evidence(request, "preferences", "form:/preferences"),
     )
     await runtime.mail.deliver(announcements)
     return page(request, "preferences.html", {"prefs": prefs, "token": token, "saved": True})

@@ -11,8 +11,6 @@ POST with a CSRF token.
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
@@ -21,10 +19,7 @@ from consent import preferences, tokens
 from consent.addresses import InvalidInput, normalise_address
 from consent.rights import SELF_SERVICE_TTL, AccessLinkRequested, SubjectRights
 from consent.workflow import Evidence
-from mailer.app.wiring import Runtime
-from mailer.web import csrf
-from mailer.web.errors import error_response
-from mailer.web.pages import page, read_form
+from mailer.web.pages import checked_form, over_limit, page, request_evidence, runtime_of
 from mailer.web.ratelimit import RequestLimits
 
 router = APIRouter(include_in_schema=False)
@@ -33,44 +28,23 @@ router = APIRouter(include_in_schema=False)
 # not become a way to flood the subscriber's mailbox.
 
 
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
 def _rights(request: Request) -> SubjectRights:
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     return runtime.rights()
 
 
 def _evidence(request: Request, source: str) -> Evidence:
-    return Evidence(
-        method="self-service",
-        source=source,
-        ip=request.client.host if request.client else None,
-        user_agent=request.headers.get("user-agent"),
-    )
+    return request_evidence(request, "self-service", source)
 
 
 def _done(request: Request, title: str, message: str, status: int = 200) -> Response:
     return page(request, "me_done.html", {"title": title, "message": message}, status)
 
 
-async def _checked_form(request: Request) -> Any:
-    form = await read_form(request)
-    csrf.check(request, _runtime(request).settings.secret_key, form.get(csrf.FIELD))
-    return form
-
-
 async def _too_many(request: Request) -> Response | None:
     """The 429 page when this client asked too often (the bucket of POST /subscribe)."""
-    client = request.client.host if request.client else "?"
     limits: RequestLimits = request.app.state.limits
-    if await limits.subscribe.allow(client):
-        return None
-    return error_response(
-        request, 429, "Too many requests", "Please wait a minute before trying again."
-    )
+    return await over_limit(request, limits.subscribe)
 
 
 async def _mail_access_link(
@@ -79,7 +53,7 @@ async def _mail_access_link(
     """Send the link (after the answer, so its timing tells nothing) and answer alike."""
     limits: RequestLimits = request.app.state.limits
     if found is not None and await limits.access_links.allow_key(found.subject_ref):
-        background.add_task(_runtime(request).mail.deliver, [found])
+        background.add_task(runtime_of(request).mail.deliver, [found])
     return page(request, "me_request.html", {"sent": True, "error": None, "email": ""})
 
 
@@ -96,7 +70,7 @@ async def ask(request: Request, background: BackgroundTasks) -> Response:
     """Mail a self-service link to the address if it is known; answer alike either way."""
     if (refused := await _too_many(request)) is not None:
         return refused
-    form = await _checked_form(request)
+    form = await checked_form(request)
     email = str(form.get("email") or "")
     try:
         normalise_address(email)
@@ -114,8 +88,8 @@ async def ask_from_preferences(
     """The preferences page's button: mail a self-service link to the stored address."""
     if (refused := await _too_many(request)) is not None:
         return refused
-    await _checked_form(request)
-    consent = _runtime(request).consent
+    await checked_form(request)
+    consent = runtime_of(request).consent
     subject = preferences.subject_of(consent, token)
     found = await run_in_threadpool(_rights(request).ask_access_by_ref, subject)
     return await _mail_access_link(request, background, found)
@@ -136,7 +110,7 @@ def _overview(request: Request, subject_ref: str) -> Response:
 
 @router.get("/me/confirm-address/{token}")
 async def confirm_address_page(request: Request, token: str) -> Response:
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     claims = runtime.consent.tokens.read(
         tokens.CHANGE_ADDRESS, token, max_age=runtime.consent.policy.confirm_ttl
     )
@@ -146,10 +120,10 @@ async def confirm_address_page(request: Request, token: str) -> Response:
 
 @router.post("/me/confirm-address/{token}")
 async def confirm_address(request: Request, token: str) -> Response:
-    await _checked_form(request)
+    await checked_form(request)
     evidence = _evidence(request, "form:/me/confirm-address")
     new, notices = await run_in_threadpool(_rights(request).change_address, token, evidence)
-    await _runtime(request).mail.deliver(notices)  # the old address is told
+    await runtime_of(request).mail.deliver(notices)  # the old address is told
     return _done(request, "Address changed", f"Your subscriptions now go to {new}.")
 
 
@@ -189,7 +163,7 @@ async def erase_page(request: Request, token: str) -> Response:
 @router.post("/me/{token}/erase")
 async def erase(request: Request, token: str) -> Response:
     """Erase the person; an already erased person gets the same answer."""
-    await _checked_form(request)
+    await checked_form(request)
     rights = _rights(request)
     subject = rights.read_self_service(token)
     evidence = _evidence(request, "form:/me/erase")
@@ -218,7 +192,7 @@ async def address_page(request: Request, token: str) -> Response:
 @router.post("/me/{token}/address")
 async def address(request: Request, token: str, background: BackgroundTasks) -> Response:
     """Send a confirmation to the new address; nothing changes until it is followed."""
-    form = await _checked_form(request)
+    form = await checked_form(request)
     rights = _rights(request)
     subject = rights.read_self_service(token)
     email = str(form.get("email") or "")
@@ -229,7 +203,7 @@ async def address(request: Request, token: str, background: BackgroundTasks) -> 
     except InvalidInput as exc:
         context = {"token": token, "error": str(exc), "email": email}
         return page(request, "me_address.html", context, status=422)
-    background.add_task(_runtime(request).mail.deliver, [found])
+    background.add_task(runtime_of(request).mail.deliver, [found])
     return _done(
         request,
         "Check your new mailbox",

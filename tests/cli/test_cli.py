@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import subprocess
 import sys
 
 import pytest
+from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
 from mailer.cli import app
@@ -45,6 +47,24 @@ def test_lists_create_list_show(cli) -> None:
     assert record["consent_text"] == "I agree to receive the Cluster News by email."
     shown = cli("lists", "show", "cyber-news")
     assert shown.exit_code == 0 and "consent text v1" in shown.output
+
+
+def test_a3_the_cli_the_api_and_the_form_show_a_list_alike(cli, client: TestClient) -> None:
+    """One view of a list: the same fields, under the same names, wherever it is shown."""
+    created = cli(*CREATE, "--address", "Example Street 1, Brussels", "--phone", "+32 2 123 45 67")
+    assert created.exit_code == 0, created.output
+    [listed] = json.loads(cli("lists", "list", "--json").stdout)
+    [shown] = json.loads(cli("lists", "show", "cyber-news", "--json").stdout)
+    api = client.get("/api/lists", headers={"Authorization": "Bearer admin-token"})
+    assert api.status_code == 200
+    assert api.json() == [listed]
+    assert {k: v for k, v in shown.items() if k != "texts"} == listed
+    assert listed["controller_name"] == "Cyberwatching.eu consortium"
+    assert listed["controller_contact"] == "dpo@example.org"
+    assert listed["controller_phone"] == "+32 2 123 45 67" and len(listed["text_sha256"]) == 64
+    form = client.get("/subscribe/cyber-news").text
+    for field in ("name", "purpose", "controller_name", "controller_address", "consent_text"):
+        assert html.escape(listed[field]) in form
 
 
 def test_lists_create_bad_input_exits_2(cli) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from consent import ledger
 from consent.clock import FrozenClock
-from consent.models import ConsentEvent, EventDetail
+from consent.models import ConsentEvent, EventDetail, EventKind
 from mailer.app.wiring import Runtime
 from tests.consent_fixtures import (
     ADA,
@@ -33,7 +33,7 @@ def _chain(runtime: Runtime, count: int) -> list[str]:
             event = ledger.append(
                 session,
                 ledger.Entry(
-                    kind="requested",
+                    kind=EventKind.REQUESTED,
                     list_slug="cyber-news",
                     subject_ref=f"subject-{n}",
                     method="double-opt-in",
@@ -66,9 +66,11 @@ def test_b1_every_change_writes_one_event_with_time_list_method_and_text(
     assert first.source == "form:/subscribe/cyber-news"
     assert first.text_version == 1 and len(first.text_sha256 or "") == 64
     assert events[2].occurred_at == clock.now()
-    # B2: the event row holds no personal data; the detail holds the truncated IP.
-    for event in events:
-        assert ADA_KEY not in repr(ledger.event_content(event))
+    # B2: what the chain hashes holds no personal data; the detail holds the truncated IP.
+    with runtime.sessions() as session:
+        for row in ledger.stream(session):
+            assert ADA_KEY not in repr(ledger.content_of(row))
+            assert ledger.hash_of(row) == row["hash"]
     assert details[first.id] == {"email": ADA_KEY, "ip": "203.0.113.0", "user_agent": AGENT}
     assert ledger.commit(_key(runtime), details[first.id]) == first.commitment
     assert [e.prev_hash for e in events[1:]] == [e.hash for e in events[:-1]]
@@ -76,6 +78,25 @@ def test_b1_every_change_writes_one_event_with_time_list_method_and_text(
 
 def _key(runtime: Runtime) -> str:
     return str(sql(runtime, "SELECT commitment_key FROM subscribers")[0][0])
+
+
+def test_b1_a_kind_outside_the_one_list_is_refused_and_nothing_is_written(
+    runtime: Runtime, cyber: str
+) -> None:
+    """Every writer names its event by `EventKind`; a stray spelling never reaches the ledger."""
+    with runtime.sessions.begin() as session, pytest.raises(ValueError):
+        ledger.append(
+            session,
+            ledger.Entry(
+                kind="text-shown",  # type: ignore[arg-type]
+                list_slug="cyber-news",
+                subject_ref="subject-0",
+                method="double-opt-in",
+                source="form",
+                occurred_at=runtime.clock.now(),
+            ),
+        )
+    assert sql(runtime, "SELECT count(*) FROM consent_events") == [(0,)]
 
 
 def test_b1_an_intact_ledger_verifies(runtime: Runtime, cyber: str) -> None:

@@ -293,6 +293,15 @@ def test_h1_rectify_name_by_cli_and_address_by_confirmed_link(
     assert sql(runtime, "SELECT email, name FROM subscribers")[0] == (new, ADA_NAME)
     kinds = [k for (k,) in sql(runtime, "SELECT kind FROM consent_events ORDER BY id")]
     assert kinds == ["requested", "confirmed", "rectified", "rectified"]
+    [(detail,)] = sql(runtime, "SELECT content FROM consent_event_details WHERE event_id = 4")
+    detail = json.loads(detail) if isinstance(detail, str) else detail
+    # B2: the same evidence rule as every other event: truncated IP, the user agent.
+    assert detail == {
+        "email": new,
+        "previous_email": ADA_KEY,
+        "ip": "203.0.113.0",
+        "user_agent": "testclient",
+    }
     assert client.post(link, data={"csrf_token": csrf_token(landing.text)}).status_code == 200
     assert verify(runtime).ok
     # After the change, erasure suppresses the old address too.

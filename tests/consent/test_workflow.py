@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from consent.models import Status
-from consent.workflow import TRANSITIONS, InvalidTransition, Policy, next_state, record_ip
+from consent.workflow import (
+    TRANSITIONS,
+    Evidence,
+    InvalidTransition,
+    Policy,
+    kept_evidence,
+    next_state,
+    record_ip,
+)
 
 
 def test_a4_transitions_table() -> None:
@@ -45,3 +53,13 @@ def test_invalid_transitions_are_refused(action, state) -> None:
 )
 def test_b2_ip_recorded_as_configured(policy, ip, expected) -> None:
     assert record_ip(Policy(secret_key="k", record_ip=policy), ip) == expected
+
+
+def test_b2_evidence_kept_as_configured() -> None:
+    """The one rule every consent event's personal detail follows."""
+    evidence = Evidence("form", "f", "203.0.113.77", "Agent/1" + "x" * 400, {"card": "signed"})
+    full = kept_evidence(Policy(secret_key="k", record_ip="full"), evidence)
+    assert full == {"ip": "203.0.113.77", "user_agent": ("Agent/1" + "x" * 400)[:300],
+                    "evidence": {"card": "signed"}}  # fmt: skip
+    none = kept_evidence(Policy(secret_key="k", record_ip="none"), evidence)
+    assert none == {"evidence": {"card": "signed"}}  # no IP, so no user agent either

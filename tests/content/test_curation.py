@@ -24,8 +24,8 @@ from mailer.content.feeds import add_feed, fetch_feeds
 from mailer.content.ical import import_calendar
 from mailer.content.issue_content import IssueContent
 from mailer.content.models import FeedItem, IssueStatus
+from mailer.content.newsletter import CompiledIssue
 from mailer.content.views import issue_detail
-from mailer.delivery.previews import NotApproved, compiled_issue
 from tests.content_fixtures import FEEDS, ICS
 
 
@@ -163,15 +163,15 @@ def test_approve_freezes_then_reopen(
     make_list()
     load_content(runtime)
     issue_id = draft(runtime)
-    with runtime.sessions() as session, pytest.raises(NotApproved):
-        compiled_issue(session, issue_id)
+    with runtime.sessions() as session:
+        assert curation.get_issue(session, issue_id).compiled is None  # nothing to send yet
     with runtime.sessions.begin() as session:
         curation.approve_issue(session, clock, runtime.renderer, issue_id)
     with runtime.sessions() as session:
         issue = curation.get_issue(session, issue_id)
         assert issue.status == IssueStatus.APPROVED and issue.approved_at == clock.now()
-        assert issue.content is not None
-        frozen = compiled_issue(session, issue_id)
+        assert issue.content is not None and issue.compiled is not None
+        frozen = CompiledIssue.from_record(issue.compiled)  # what a campaign sends
     assert IssueContent.from_record(issue.content).subject == frozen.subject
     with runtime.sessions.begin() as session, pytest.raises(IssueFrozen, match="reopen"):
         curation.update_entry(session, clock, issue_id, 1, EntryChanges(included=False))

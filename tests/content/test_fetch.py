@@ -76,6 +76,26 @@ def test_conditional_get_and_304(
     assert feed(runtime, feed_id).failures == 0
 
 
+def test_the_command_line_and_the_service_fetch_with_one_user_agent(
+    runtime: Runtime,
+    make_list: Callable[..., str],
+    feed_server: FeedServer,
+    settings_env: dict[str, str],
+) -> None:
+    """`feeds fetch`, `events import` and the service's own fetching once each named
+    themselves differently; a feed's operator now sees one reader, with the site's URL."""
+    from mailer.service.housekeeping import fetch_feeds as service_fetch
+
+    make_list()
+    feed_server.serve_file("/rss.xml", FEEDS / "rss20.xml")
+    add(runtime, feed_server.url("/rss.xml"))
+    fetched = CliRunner().invoke(app, ["feeds", "fetch", "--all"], env=settings_env)
+    assert fetched.exit_code == 0, fetched.output
+    assert asyncio.run(service_fetch(runtime.sessions, runtime.clock, runtime.fetch_policy())) == 0
+    agents = [r.headers["user-agent"] for r in feed_server.to("/rss.xml")]
+    assert agents == ["mailer/0.1 (newsletter feed reader; +https://news.example.org)"] * 2
+
+
 def test_permanent_redirect_is_remembered(
     runtime: Runtime, make_list: Callable[..., str], feed_server: FeedServer
 ) -> None:

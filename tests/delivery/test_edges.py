@@ -275,20 +275,3 @@ def test_deliveries_are_part_of_the_subject_export_and_go_with_erasure(
         DeliveryData().erase(session, subject_ref, "me@example.org")
     with runtime.sessions() as session:
         assert session.scalars(select(Delivery)).all() == []
-
-
-def test_consent_replay_rules() -> None:
-    from datetime import UTC, datetime, timedelta
-
-    from mailer.delivery.audit import consent_at
-
-    t0 = datetime(2026, 1, 5, 9, tzinfo=UTC)
-    hour = timedelta(hours=1)
-    confirmed = [(t0, "requested"), (t0 + hour, "confirmed")]
-    assert consent_at(confirmed, t0 + 2 * hour) == (True, "")
-    assert consent_at(confirmed, t0 + hour / 2)[0] is False  # sent while still pending
-    withdrawn = [*confirmed, (t0 + 2 * hour, "withdrawn")]
-    valid, why = consent_at(withdrawn, t0 + 3 * hour)
-    assert not valid and why.startswith("consent ended before the send: withdrawn at")
-    assert consent_at([*withdrawn, (t0 + 4 * hour, "imported")], t0 + 5 * hour)[0]
-    assert consent_at([(t0, "confirmed"), (t0 + hour, "exported")], t0 + 2 * hour)[0]

@@ -351,6 +351,8 @@ def test_preferences_show_and_change_lists_and_name(
     page = client.get(prefs)
     assert page.status_code == 200
     assert ADDRESS in page.text and "Cyberwatching.eu Webinars" in page.text
+    assert 'value="cyber-news" checked' in page.text and 'value="webinars">' in page.text
+    assert "(when announced)" in page.text  # each list as the one list view shows it
     assert status_of(runtime, ADDRESS) == "active"
 
     saved = client.post(

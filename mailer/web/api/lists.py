@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi import APIRouter
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from consent.lists import ListSpec, all_lists, create_list
+from consent.lists import ListSpec, ListView, all_lists, create_list, list_view
 from consent.models import Status
+from consent.preferences import SubscriberRow
 from consent.preferences import subscribers as subscribers_of
 from consent.workflow import Evidence
 from mailer.app.wiring import Runtime
@@ -18,82 +17,35 @@ from mailer.web.api.auth import Admin
 router = APIRouter(prefix="/api", tags=["admin"])
 
 
-class ListIn(BaseModel):
-    slug: str
-    name: str
-    purpose: str
-    cadence: str
-    controller_name: str
-    controller_contact: str
-    consent_text: str
-    controller_address: str = ""
-    timezone: str = "UTC"
-    controller_phone: str = ""
-
-
-class ListOut(BaseModel):
-    slug: str
-    name: str
-    purpose: str
-    cadence: str
-    controller_name: str
-    controller_contact: str
-    consent_text: str
-    text_version: int
-
-
-class SubscriberOut(BaseModel):
-    email: str
-    name: str
-    list: str
-    status: str
-    requested_at: datetime
-    confirmed_at: datetime | None
-
-
 class SubscribeIn(BaseModel):
     email: str
     name: str = ""
 
 
-def _lists(runtime: Runtime) -> list[ListOut]:
+def _lists(runtime: Runtime) -> list[ListView]:
     with runtime.sessions() as session:
-        return [
-            ListOut(
-                slug=m.slug,
-                name=m.name,
-                purpose=m.purpose,
-                cadence=m.cadence,
-                controller_name=m.controller_name,
-                controller_contact=m.controller_contact,
-                consent_text=m.current_text.text,
-                text_version=m.current_text.version,
-            )
-            for m in all_lists(session)
-        ]
+        return [list_view(m) for m in all_lists(session)]
 
 
-@router.get("/lists", response_model=list[ListOut])
-async def lists(runtime: Admin) -> list[ListOut]:
+@router.get("/lists", response_model=list[ListView])
+async def lists(runtime: Admin) -> list[ListView]:
     return await run_in_threadpool(_lists, runtime)
 
 
-@router.post("/lists", response_model=ListOut, status_code=201)
-async def make_list(body: ListIn, runtime: Admin) -> ListOut:
-    def work() -> ListOut:
+@router.post("/lists", response_model=ListView, status_code=201)
+async def make_list(body: ListSpec, runtime: Admin) -> ListView:
+    def work() -> ListView:
         with runtime.sessions.begin() as session:
-            create_list(session, runtime.clock, ListSpec(**body.model_dump()))
-        return next(m for m in _lists(runtime) if m.slug == body.slug)
+            return list_view(create_list(session, runtime.clock, body))
 
     return await run_in_threadpool(work)
 
 
-@router.get("/lists/{slug}/subscribers", response_model=list[SubscriberOut])
+@router.get("/lists/{slug}/subscribers", response_model=list[SubscriberRow])
 async def subscribers(
     slug: str, runtime: Admin, status: Status | None = None
-) -> list[SubscriberOut]:
-    rows = await run_in_threadpool(subscribers_of, runtime.consent, slug, status)
-    return [SubscriberOut(**row.__dict__) for row in rows]
+) -> list[SubscriberRow]:
+    return await run_in_threadpool(subscribers_of, runtime.consent, slug, status)
 
 
 @router.post("/lists/{slug}/subscribers", status_code=202)
