@@ -16,6 +16,7 @@ from mailer.cli import (
     db,
     delivery,
     demo,
+    dkim,
     events,
     feeds,
     issues,
@@ -47,6 +48,7 @@ issues.app.command("send")(delivery.send)
 app.add_typer(bounces.app, name="bounces")
 app.add_typer(delivery.audit_app, name="audit")
 app.add_typer(schedules.app, name="schedules")
+app.add_typer(dkim.app, name="dkim")
 
 
 def main() -> None:
