@@ -38,7 +38,6 @@ class Composer:
     ) -> None:
         self.settings = settings
         self.consent = consent
-        self.signer = signer
         self.issue_id = compiled.issue_id
         self.list_slug = compiled.list_slug
         self.list_name = compiled.list_name
