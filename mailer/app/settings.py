@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me"
@@ -116,6 +116,12 @@ class Settings(BaseSettings):
         default=20 * 1024 * 1024, ge=1024, description="bytes of a CSV uploaded in the workspace"
     )
 
+    # -- issue 12: DKIM with several keys (docs/delivery.md) --
+    dkim_keys: str = Field(
+        default="",
+        description="more DKIM keys, selector:path[,selector:path]: one signature per key",
+    )
+
     @field_validator("smtp_url")
     @classmethod
     def _smtp_url(cls, value: str) -> str:
@@ -130,6 +136,27 @@ class Settings(BaseSettings):
     def _rate(cls, value: str) -> str:
         parse_rate(value)
         return value
+
+    @field_validator("dkim_keys")
+    @classmethod
+    def _dkim_keys(cls, value: str) -> str:
+        parse_dkim_keys(value)
+        return value
+
+    @model_validator(mode="after")
+    def _dkim_pair(self) -> Settings:
+        if bool(self.dkim_selector) != bool(self.dkim_key_file):
+            raise ValueError(
+                "MAILER_DKIM_SELECTOR and MAILER_DKIM_KEY_FILE go together: set both or neither"
+            )
+        return self
+
+    @property
+    def dkim_key_files(self) -> list[tuple[str, str]]:
+        """(selector, key file) of every DKIM key: MAILER_DKIM_SELECTOR and _KEY_FILE, then
+        each of MAILER_DKIM_KEYS. Empty: messages are not signed."""
+        single = [(self.dkim_selector, self.dkim_key_file)] if self.dkim_key_file else []
+        return single + parse_dkim_keys(self.dkim_keys)
 
     @field_validator("base_url")
     @classmethod
@@ -189,6 +216,17 @@ def parse_rate(spec: str) -> tuple[float, float]:
     if unit not in _PERIODS or not amount >= 1:
         raise ValueError(f"a rate looks like 10/minute (second, minute or hour), not {spec!r}")
     return amount, _PERIODS[unit]
+
+
+def parse_dkim_keys(spec: str) -> list[tuple[str, str]]:
+    """'sel1:/keys/a.pem,sel2:/keys/b.pem' -> [(selector, path), ...]; '' -> []."""
+    pairs = []
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        selector, colon, path = item.partition(":")
+        if not colon or not selector.strip() or not path.strip():
+            raise ValueError(f"MAILER_DKIM_KEYS is selector:path[,selector:path], not {item!r}")
+        pairs.append((selector.strip(), path.strip()))
+    return pairs
 
 
 class SMTPTarget:

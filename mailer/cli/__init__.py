@@ -18,6 +18,7 @@ from mailer.cli import (
     db,
     delivery,
     demo,
+    dkim,
     events,
     feeds,
     issues,
@@ -57,6 +58,7 @@ issues.app.command("withhold")(archive.withhold)
 issues.app.command("stats")(stats.stats)
 app.add_typer(contributions.app, name="contributions")
 app.add_typer(users.app, name="users")
+app.add_typer(dkim.app, name="dkim")
 
 
 def main() -> None:

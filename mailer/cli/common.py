@@ -18,6 +18,7 @@ from consent.tokens import TokenError
 from mailer.app.settings import Settings
 from mailer.app.wiring import Runtime
 from mailer.content.curation import UnknownEntry, UnknownIssue
+from mailer.delivery.dkim_keys import DKIMKeyError
 from mailer.mail.messages import HeaderInjection
 from mailer.mail.render import TemplateError
 
@@ -68,6 +69,8 @@ def user_errors() -> Iterator[None]:
         raise fail(str(exc)) from None
     except UnknownList as exc:
         raise fail(f"{exc.args[0]} (see `mailer lists list`)") from None
+    except DKIMKeyError as exc:  # MAILER_DKIM_*: a key file missing or unusable
+        raise fail(f"DKIM: {exc}") from None
 
 
 @contextmanager

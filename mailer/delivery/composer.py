@@ -17,11 +17,14 @@ from mailer.content import links
 from mailer.content.newsletter import CompiledIssue, greeting
 from mailer.delivery import verp
 from mailer.delivery.dkim import Signer
+from mailer.delivery.dkim_keys import DKIMKey
 from mailer.delivery.recipients import Recipient
 from mailer.delivery.skeleton import Part, Skeleton
 from mailer.mail import messages
 
 TEST_SUBJECT_PREFIX = "[TEST] "
+# The header fields `compose` writes for each reader; the skeleton holds the others.
+PER_READER_FIELDS = ("Date", "To", "Message-ID", "List-Unsubscribe")
 
 
 class Composer:
@@ -37,7 +40,6 @@ class Composer:
     ) -> None:
         self.settings = settings
         self.consent = consent
-        self.signer = signer
         self.issue_id = compiled.issue_id
         self.list_slug = compiled.list_slug
         self.list_name = compiled.list_name
@@ -68,6 +70,13 @@ class Composer:
         )
         self._date_second = -1
         self._date = ""
+        self.from_address = settings.from_address  # parsed once: it is asked of every copy
+        # The skeleton's header, canonicalised for DKIM once; each copy adds these fields.
+        self.signing = (
+            signer.prepare(self.skeleton.head + self.skeleton.mime, PER_READER_FIELDS)
+            if signer is not None
+            else None
+        )
 
     def date(self, now: datetime) -> str:
         second = int(now.timestamp())
@@ -80,7 +89,7 @@ class Composer:
         settings = self.settings
         target = settings.verp_target
         if target is None or self.test:
-            return settings.from_address
+            return self.from_address
         local, domain = target
         return verp.address(
             settings.secret_key, local, domain, recipient.subscriber_id, self.issue_id
@@ -100,16 +109,23 @@ class Composer:
                 f"{self.base_url}/preferences/{self.consent.preferences_token(recipient.ref)}"
             ),
         }
+        date = self.date(now)
+        # The stored address, the name shown literally: the same address the
+        # envelope names (mailer.delivery.runner), never one read back from a header.
+        to = messages.format_recipient(recipient.email, recipient.name)
+        unsubscribe = f"<{unsubscribe_url}>"
         data = self.skeleton.message(
-            date=self.date(now),
-            # The stored address, the name shown literally: the same address the
-            # envelope names (mailer.delivery.runner), never one read back from a header.
-            to=messages.format_recipient(recipient.email, recipient.name),
+            date=date,
+            to=to,
             message_id=message_id,
-            headers=[("List-Unsubscribe", f"<{unsubscribe_url}>")],
+            headers=[("List-Unsubscribe", unsubscribe)],
             values=values,
         )
-        return self.signer.sign(data) if self.signer is not None else data
+        if self.signing is None:
+            return data
+        # In the order of PER_READER_FIELDS; the skeleton's lines all end in CRLF.
+        fields = (date, to, message_id, unsubscribe)
+        return self.signing.signatures(data, fields, int(now.timestamp())) + data
 
 
 def counted_parts(
@@ -135,9 +151,11 @@ def counted_parts(
 
 
 def signer_from(settings: Settings) -> Signer | None:
-    """The DKIM signer the settings ask for, or None when signing is off."""
-    if not settings.dkim_selector or not settings.dkim_key_file:
+    """The DKIM signer of every key the settings name, or None when signing is off.
+
+    Raises DKIMKeyError when a key file cannot be read or used."""
+    files = settings.dkim_key_files
+    if not files:
         return None
-    return Signer.from_file(
-        settings.dkim_key_file, settings.dkim_selector, settings.dkim_domain or settings.from_domain
-    )
+    domain = settings.dkim_domain or settings.from_domain
+    return Signer([DKIMKey.from_file(path, selector, domain) for selector, path in files])

@@ -1,4 +1,4 @@
-"""The edges of delivery: `mailer issues send` (and --test), the admin API, the audit, DKIM."""
+"""The edges of delivery: `mailer issues send` (and --test), the admin API, the audit."""
 
 from __future__ import annotations
 
@@ -6,11 +6,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 
-import dkim
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from sqlalchemy import event, insert, select
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
@@ -19,7 +15,6 @@ from consent.models import Subscriber
 from mailer.app.wiring import Runtime
 from mailer.cli import app
 from mailer.content.models import Issue, IssueStatus
-from mailer.delivery.dkim import SIGNED_HEADERS, Signer
 from mailer.delivery.models import Delivery
 from tests.conftest import SMTPServer
 from tests.delivery_fixtures import approved_issue, request_only, subscribe
@@ -180,79 +175,6 @@ def test_the_delivery_routes_keep_database_work_off_the_event_loop(
     event.remove(runtime.engine, "before_cursor_execute", _where)
     assert threads, "no statement was seen: the test proved nothing"
     assert loop_thread not in threads
-
-
-def _rsa_pem(tmp_path: Path) -> Path:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    path = tmp_path / "dkim.pem"
-    path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return path
-
-
-def _verifies(data: bytes, signer: Signer) -> bool:
-    def dns(name: bytes, timeout: int = 5) -> bytes:
-        assert name == f"{signer.dns_name}.".encode()
-        return signer.dns_record.encode()
-
-    return bool(dkim.verify(data, dnsfunc=dns))
-
-
-def test_dkim_signature_of_every_copy_verifies(
-    runtime: Runtime, make_list: Callable[..., str], smtp_server: SMTPServer, tmp_path: Path
-) -> None:
-    make_list()
-    subscribe(runtime, "signed@example.org", "Signed Reader")
-    issue_id = approved_issue(runtime)
-    smtp_server.received.clear()
-    runtime.settings.dkim_selector = "news2026"
-    runtime.settings.dkim_key_file = str(_rsa_pem(tmp_path))
-
-    asyncio.run(runtime.campaign(issue_id).run())
-
-    data = smtp_server.to("signed@example.org")[0].data
-    signer = Signer.from_file(runtime.settings.dkim_key_file, "news2026", "example.org")
-    assert _verifies(data, signer)
-    header = smtp_server.received[0].message["DKIM-Signature"]
-    signed = {h.strip().lower() for h in header.split("h=")[1].split(";")[0].split(":")}
-    assert signed == {h.decode() for h in SIGNED_HEADERS}
-    tampered = data.replace(
-        b"List-Unsubscribe-Post: List-Unsubscribe=One-Click",
-        b"List-Unsubscribe-Post: List-Unsubscribe=Nope",
-    )
-    assert not _verifies(tampered, signer)
-
-
-def test_ed25519_keys_sign_too() -> None:
-    key = ed25519.Ed25519PrivateKey.generate()
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    signer = Signer.from_bytes(pem, "ed", "example.org")
-    message = (
-        b"From: a@example.org\r\nTo: b@example.org\r\nSubject: hi\r\n"
-        b"Date: Mon, 05 Jan 2026 09:00:00 +0000\r\nMessage-ID: <1@example.org>\r\n\r\nhi\r\n"
-    )
-    assert signer.dns_record.startswith("v=DKIM1; k=ed25519; p=")
-    assert _verifies(signer.sign(message), signer)
-
-
-def test_short_rsa_keys_are_refused() -> None:
-    import pytest
-
-    from mailer.delivery.dkim import DKIMKeyError
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    with pytest.raises(DKIMKeyError, match="too short"):
-        Signer.from_bytes(pem, "s", "example.org")
 
 
 def test_deliveries_are_part_of_the_subject_export_and_go_with_erasure(

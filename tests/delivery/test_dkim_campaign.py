@@ -1,0 +1,84 @@
+"""A campaign, its test copy and its preview signed with an RSA and an Ed25519 key at once:
+every copy received verifies with dkimpy against the records `mailer dkim keygen` printed."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from mailer.app.wiring import Runtime
+from mailer.cli import app
+from mailer.content import curation
+from tests.conftest import SMTPServer
+from tests.delivery_fixtures import subscribe
+from tests.dkim_fixtures import keygen, signed_names, verdicts, zone
+
+INTRO = (
+    "News of the **clusters**, with Ünïcödé.\n"
+    ".A line of the introduction that starts with a dot\n"
+    "..and one with two\n\n" + "A paragraph long enough to be wrapped. " * 20
+)
+
+
+def _issue(runtime: Runtime) -> int:
+    with runtime.sessions.begin() as session:
+        issue = curation.draft_issue(session, runtime.clock, "cyber-news")
+        changes = curation.IssueChanges(introduction=INTRO)
+        curation.update_issue(session, runtime.clock, issue.id, changes)
+        curation.approve_issue(session, runtime.clock, runtime.renderer, issue.id)
+        return issue.id
+
+
+def test_every_copy_preview_and_test_copy_carries_two_valid_signatures_E1_C5(
+    runtime: Runtime,
+    make_list: Callable[..., str],
+    smtp_server: SMTPServer,
+    settings_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    make_list()
+    readers = ("zoe@example.org", "sam@example.org")
+    subscribe(runtime, readers[0], "Zoë Ünïcode")
+    subscribe(runtime, readers[1])
+    issue_id = _issue(runtime)
+    smtp_server.received.clear()
+
+    # A key file that is not there: a clear message, exit 2, and nothing sent.
+    missing = {**settings_env, "MAILER_DKIM_KEYS": f"gone:{tmp_path / 'gone.pem'}"}
+    refused = CliRunner().invoke(app, ["issues", "send", str(issue_id), "--quiet"], env=missing)
+    assert refused.exit_code == 2, refused.output
+    assert "DKIM: cannot read the DKIM key" in refused.stderr
+    assert smtp_server.received == []
+
+    rsa_key, ed_key = keygen(tmp_path, "news2026", "rsa"), keygen(tmp_path, "ed2026", "ed25519")
+    records = zone(rsa_key, ed_key)
+    runtime.settings.dkim_selector, runtime.settings.dkim_key_file = "news2026", str(rsa_key.path)
+    runtime.settings.dkim_keys = ed_key.spec
+
+    asyncio.run(runtime.campaign(issue_id).run())
+    for email in readers:
+        (copy,) = smtp_server.to(email)
+        data = copy.data
+        assert b"\r\n.A line of the introduction" in data  # dot-stuffed on the wire
+        assert verdicts(data, records) == [True, True]
+        for index in (0, 1):
+            names = signed_names(data, index)
+            assert {"list-unsubscribe", "list-unsubscribe-post", "list-id"} <= set(names)
+            assert names.count("from") == 2
+        tampered = data.replace(b"List-Unsubscribe=One-Click", b"List-Unsubscribe=Twice", 1)
+        assert verdicts(tampered, records) == [False, False]
+
+    preview = runtime.preview(issue_id)
+    assert verdicts(preview.data, records) == [True, True]
+
+    smtp_server.received.clear()
+    result = asyncio.run(runtime.send_test(issue_id, "editor@example.org"))
+    assert result.ok
+    (test_copy,) = smtp_server.to("editor@example.org")
+    assert test_copy.message["X-Mailer-Test"]
+    assert verdicts(test_copy.data, records) == [True, True]
+    edited = test_copy.data.replace(b"\r\nSubject: ", b"\r\nSubject: Re: ", 1)
+    assert edited != test_copy.data and verdicts(edited, records) == [False, False]
