@@ -25,6 +25,7 @@ from mailer.cadence.publisher import ServicePublisher
 from mailer.cadence.schedules import ScheduleService
 from mailer.content.fetch import FetchPolicy
 from mailer.delivery import previews, runner
+from mailer.delivery.campaign_service import CampaignService
 from mailer.delivery.runner import CampaignRunner
 from mailer.mail.render import Renderer
 from mailer.mail.transactional import TransactionalMail
@@ -71,8 +72,14 @@ class Runtime:
 
     # -- services the edges call, each given its share -----------------------------
 
+    @cached_property
+    def campaigns(self) -> CampaignService:
+        """The one owner of this process's campaigns: the CLI, the API and the scheduler's."""
+        return CampaignService(self.sessions, self.campaign, self.send_test)
+
     def campaign(self, issue_id: int, **options: Any) -> CampaignRunner:
-        """The runner of one issue's campaign (options: resend_uncertain, pool, ...)."""
+        """One run of one issue's campaign (options: resend_uncertain, pool, ...); the
+        edges go through `campaigns`, which owns the runs this makes."""
         return CampaignRunner(
             issue_id,
             engine=self.engine,
@@ -127,7 +134,7 @@ class Runtime:
             self.renderer,
             self.fetch_policy(),
             self.mail,
-            self.campaign,
+            self.campaigns,
         )
         return ScheduleService(
             self.sessions,

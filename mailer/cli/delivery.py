@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -12,8 +13,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from mailer.cli.common import IssueArg, JsonOpt, fail, out, print_json, runtime
 from mailer.delivery.audit import audit_deliveries
+from mailer.delivery.campaign_service import CampaignService
 from mailer.delivery.campaigns import CampaignBusy, NotSendable, Summary
-from mailer.delivery.runner import CampaignRunner
 from mailer.delivery.runner import Progress as RunProgress
 from mailer.mail.transport import TransportError
 
@@ -38,11 +39,16 @@ def _summary_lines(summary: Summary) -> list[str]:
     return lines
 
 
-async def _run(runner: CampaignRunner) -> Summary:
+async def _run(
+    campaigns: CampaignService,
+    issue_id: int,
+    resend_uncertain: bool,
+    on_progress: Callable[[RunProgress], None],
+) -> Summary:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, runner.stop, "stopped by a signal; send again to resume")
-    return await runner.run()
+        loop.add_signal_handler(sig, campaigns.stop, "stopped by a signal; send again to resume")
+    return await campaigns.run(issue_id, resend_uncertain=resend_uncertain, on_progress=on_progress)
 
 
 def send(
@@ -82,12 +88,12 @@ def send(
                         rate=p.rate,
                     )
 
-            runner = rt.campaign(issue_id, resend_uncertain=resend_uncertain, on_progress=show)
+            run = _run(rt.campaigns, issue_id, resend_uncertain, show)
             if bar is not None:
                 with bar:
-                    summary = asyncio.run(_run(runner))
+                    summary = asyncio.run(run)
             else:
-                summary = asyncio.run(_run(runner))
+                summary = asyncio.run(run)
         except NotSendable as exc:
             raise fail(str(exc)) from None
         except (CampaignBusy, TransportError) as exc:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from consent.addresses import normalise_address
@@ -109,7 +110,8 @@ class CampaignRunner:
         )
         self.stopping: str | None = None  # why the run stops early (pause), if it does
         self._recent: deque[bool] = deque(maxlen=WINDOW)
-        self._last_beat = self._last_heartbeat = time.monotonic()
+        self._last_beat = time.monotonic()
+        self.runner_id = campaigns.new_runner_id()  # this run's claim, told apart from any other
         self._last_error = ""
 
     def stop(self, reason: str = "stopped by the operator") -> None:
@@ -117,8 +119,8 @@ class CampaignRunner:
 
     # -- the run ---------------------------------------------------------------
 
-    async def run(self) -> Summary:
-        clock, runner = self.clock, campaigns.runner_id()
+    def _claim(self) -> tuple[CompiledIssue, int] | Summary:
+        """Claim the campaign for this run (blocking); the summary if it was sent already."""
         with self.sessions.begin() as session:
             issue = campaigns.sendable_issue(session, self.issue_id)
             if issue.status == IssueStatus.SENT:
@@ -126,8 +128,39 @@ class CampaignRunner:
                 summary.note = f"issue {self.issue_id} was sent already; nothing to do"
                 return summary
             compiled = CompiledIssue.from_record(issue.compiled or {})
-            list_id = issue.list_id
-            campaigns.claim(session, clock, issue, runner)
+            campaigns.claim(session, self.clock, issue, self.runner_id)
+            return compiled, issue.list_id
+
+    async def _heartbeat(self) -> None:
+        """Beat while the run lives; stop the run if another one took the claim over."""
+        while True:
+            await asyncio.sleep(campaigns.HEARTBEAT_EVERY)  # real time: a timer, not a wait
+            try:
+                ours = await asyncio.to_thread(self._beat)
+            except SQLAlchemyError as exc:  # the next beat tries again; the claim lasts minutes
+                log.warning("issue %s: heartbeat not written: %s", self.issue_id, exc)
+                continue
+            if not ours:
+                self.stop("paused: another run took this campaign over")
+                return
+
+    def _beat(self) -> bool:
+        with self.sessions.begin() as session:
+            return campaigns.heartbeat(session, self.issue_id, self.runner_id, self.clock.now())
+
+    def _conclude(self, state: str, note: str) -> None:
+        with self.sessions.begin() as session:
+            if not campaigns.conclude(
+                session, self.clock, self.issue_id, self.runner_id, state, note
+            ):
+                log.warning("issue %s: the campaign was taken over; not concluded", self.issue_id)
+
+    async def run(self) -> Summary:
+        clock = self.clock
+        opened = await asyncio.to_thread(self._claim)
+        if isinstance(opened, Summary):
+            return opened
+        compiled, list_id = opened
         self.composer = Composer(
             compiled, self.settings, self.consent, signer=signer_from(self.settings)
         )
@@ -140,26 +173,28 @@ class CampaignRunner:
             secret_key=self.settings.secret_key,
             batch_size=self.settings.batch_size,
         )
-        found, requeued = self.ledger.recover(self.resend_uncertain)
         state: str = CampaignState.PAUSED
         note = "the run ended unexpectedly"
+        beating = asyncio.create_task(self._heartbeat())
         try:
+            found, requeued = await self.ledger.recover(self.resend_uncertain)
             async with self.pool:
                 await self._pass(self.source.first_pass(clock.now()))
                 if not self.stopping:
-                    self._cancel_lost_consent()
+                    await self._cancel_lost_consent()
                 state, note = await self._retry_until_done()
         finally:
+            beating.cancel()
+            await asyncio.gather(beating, return_exceptions=True)
             unwritten = await self._drain()
             if unwritten is not None:  # never conclude a run whose replies are not written
                 state, note = CampaignState.PAUSED, f"paused: {unwritten}"
             try:
-                counts = self.ledger.counts() if unwritten is None else {}
-                next_retry = self.ledger.next_retry() if unwritten is None else None
+                counts = await self.ledger.counts() if unwritten is None else {}
+                next_retry = await self.ledger.next_retry() if unwritten is None else None
             finally:
-                self.ledger.close()
-            with self.sessions.begin() as session:
-                campaigns.conclude(session, clock, self.issue_id, state, note)
+                await self.ledger.close()
+            await asyncio.to_thread(self._conclude, state, note)
         if unwritten is not None:
             raise LedgerUnavailable(unwritten)
         return Summary(self.issue_id, state, counts, found, requeued, note, next_retry)
@@ -172,18 +207,19 @@ class CampaignRunner:
             return str(exc)
         return None
 
-    def _cancel_lost_consent(self) -> None:
+    async def _cancel_lost_consent(self) -> None:
         reason = "not sent: consent ended before this copy was sent"
-        self.progress.cancelled += self.ledger.cancel_without_consent(reason)
-        self.progress.cancelled += self.ledger.cancel(self.source.suppressed_owed(), reason)
+        self.progress.cancelled += await self.ledger.cancel_without_consent(reason)
+        suppressed = await asyncio.to_thread(self.source.suppressed_owed)
+        self.progress.cancelled += await self.ledger.cancel(suppressed, reason)
 
     async def _retry_until_done(self) -> tuple[str, str]:
         while not self.stopping:
             await self._pass(self.source.retries(self.clock.now()))
             if self.stopping:
                 break
-            self._cancel_lost_consent()
-            due = self.ledger.next_retry()
+            await self._cancel_lost_consent()
+            due = await self.ledger.next_retry()
             if due is None:
                 return CampaignState.FINISHED, ""
             wait = (due - self.clock.now()).total_seconds()
@@ -221,16 +257,16 @@ class CampaignRunner:
         finally:
             producer.cancel()
             await asyncio.gather(producer, return_exceptions=True)
-            self._flush_or_pause()
+            await self._flush_or_pause()
         for outcome in ended:
             if isinstance(outcome, BaseException):
                 raise outcome
         if producer.done() and not producer.cancelled() and producer.exception():
             raise producer.exception()  # type: ignore[misc]
 
-    def _flush_or_pause(self) -> None:
+    async def _flush_or_pause(self) -> None:
         try:
-            self.ledger.flush()
+            await self.ledger.flush()
         except LedgerUnavailable as exc:  # the replies stay kept for the run's last drain
             self.stop(f"paused: {exc}")
 
@@ -240,7 +276,7 @@ class CampaignRunner:
                 try:
                     recipient = queue.get_nowait()
                 except asyncio.QueueEmpty:
-                    self._flush_or_pause()  # nothing is left unwritten while we wait
+                    await self._flush_or_pause()  # nothing is left unwritten while we wait
                     recipient = await queue.get()
                 if recipient is None:
                     return
@@ -260,12 +296,12 @@ class CampaignRunner:
             address = mail_address(recipient.email)
             data = self.composer.compose(recipient, message_id, now)
         except HeaderInjection as exc:  # a row stored before addresses were checked as now
-            self.progress.cancelled += self.ledger.cancel(
+            self.progress.cancelled += await self.ledger.cancel(
                 [recipient.delivery_id], f"not sent: {exc}"
             )
             return
         if not await self.ledger.begin(recipient.delivery_id, message_id, now):
-            self.progress.cancelled += self.ledger.cancel(
+            self.progress.cancelled += await self.ledger.cancel(
                 [recipient.delivery_id], "not sent: consent ended before this copy was sent"
             )
             return
@@ -285,8 +321,9 @@ class CampaignRunner:
             self._defer(recipient, reply.code, reply.reply)
         elif verdict.outcome is Outcome.BOUNCED:
             self._record(recipient, DeliveryStatus.BOUNCED, reply.code, reply.reply)
-            self.ledger.flush()
-            self.consent.suppress(
+            await self.ledger.flush()
+            await asyncio.to_thread(
+                self.consent.suppress,
                 recipient.email,
                 EVERY_LIST,
                 "hard-bounce",
@@ -352,10 +389,6 @@ class CampaignRunner:
         if self.on_progress is not None:
             self.on_progress(self.progress)
         self._last_beat = moment
-        if moment - self._last_heartbeat >= 5:
-            self._last_heartbeat = moment
-            with self.sessions.begin() as session:
-                campaigns.heartbeat(session, self.issue_id, self.clock.now())
 
 
 def prepare_test_copy(
