@@ -80,6 +80,20 @@ class Settings(BaseSettings):
         default="5/minute", description="one-click POST /unsubscribe per link"
     )
 
+    # -- issue 12: delivery at scale (docs/scaling.md) --
+    domain_limits: str = Field(
+        default="",
+        description="per destination group RATE:CONNECTIONS (compact, or a .toml/.json file)",
+    )
+
+    @field_validator("domain_limits")
+    @classmethod
+    def _domain_limits(cls, value: str) -> str:
+        from mailer.app.domain_limits import parse_domain_limits
+
+        parse_domain_limits(value)  # a mistyped limit fails at start, not mid-campaign
+        return value
+
     @field_validator("smtp_url")
     @classmethod
     def _smtp_url(cls, value: str) -> str:

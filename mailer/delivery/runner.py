@@ -29,12 +29,15 @@ from consent.addresses import normalise_address
 from consent.clock import Clock
 from consent.suppression import EVERY_LIST
 from consent.workflow import ConsentService, Evidence
+from mailer.app.domain_limits import DomainLimits, parse_domain_limits
 from mailer.app.settings import Settings
 from mailer.content.models import IssueStatus
 from mailer.content.newsletter import CompiledIssue
 from mailer.delivery import campaigns
 from mailer.delivery.campaigns import Summary
 from mailer.delivery.composer import Composer, signer_from
+from mailer.delivery.destinations import Destinations
+from mailer.delivery.dispatch import Dispatcher
 from mailer.delivery.ledger import LedgerUnavailable, LedgerWriter, Result
 from mailer.delivery.models import CampaignState, DeliveryStatus
 from mailer.delivery.pool import DeliveryUncertain, SMTPPool
@@ -76,6 +79,7 @@ def make_pool(s: Settings) -> SMTPPool:
         max_per_connection=s.max_per_connection,
         timeout=s.smtp_timeout,
         local_hostname=s.from_domain,
+        destinations=Destinations(parse_domain_limits(s.domain_limits), start_rate=s.rate),
     )
 
 
@@ -101,6 +105,7 @@ class CampaignRunner:
         self.issue_id = issue_id
         self.resend_uncertain = resend_uncertain
         self.pool = pool or make_pool(settings)
+        self.destinations = self.pool.destinations or Destinations(DomainLimits((), None))
         self.sleep = sleep
         self.on_progress = on_progress
         self.progress = Progress()
@@ -244,15 +249,15 @@ class CampaignRunner:
                     break
                 for recipient in batch:
                     await queue.put(recipient)
-            for _ in range(workers):
-                await queue.put(None)
+            await queue.put(None)
 
         producer = asyncio.create_task(produce())
+        dispatcher = Dispatcher(queue, self.destinations)
         try:
             # Every worker ends its copy in flight before the pass ends, even when one
             # fails: a reply recorded after the ledger closed would be lost.
             ended = await asyncio.gather(
-                *(self._work(queue) for _ in range(workers)), return_exceptions=True
+                *(self._work(dispatcher) for _ in range(workers)), return_exceptions=True
             )
         finally:
             producer.cancel()
@@ -270,17 +275,20 @@ class CampaignRunner:
         except LedgerUnavailable as exc:  # the replies stay kept for the run's last drain
             self.stop(f"paused: {exc}")
 
-    async def _work(self, queue: asyncio.Queue[Recipient | None]) -> None:
+    async def _work(self, dispatcher: Dispatcher) -> None:
         try:
             while not self.stopping:
-                try:
-                    recipient = queue.get_nowait()
-                except asyncio.QueueEmpty:
+                if dispatcher.queue.empty():
                     await self._flush_or_pause()  # nothing is left unwritten while we wait
-                    recipient = await queue.get()
-                if recipient is None:
+                turn = await dispatcher.next()
+                if turn is None:
                     return
-                await self._send(recipient)
+                recipient, gate = turn
+                try:
+                    await self._send(recipient)
+                finally:
+                    if gate is not None:
+                        gate.leave()
         except LedgerUnavailable as exc:
             self.stop(f"paused: {exc}")
         except BaseException:
