@@ -85,6 +85,12 @@ class Settings(BaseSettings):
         default="",
         description="per destination group RATE:CONNECTIONS (compact, or a .toml/.json file)",
     )
+    delivery_workers: bool = Field(
+        default=False, description="the scheduler's sends go to the delivery workers (PostgreSQL)"
+    )
+    worker_heartbeat: float = Field(
+        default=10.0, gt=0, description="seconds between a worker's heartbeats (stalled at 3x)"
+    )
 
     @field_validator("domain_limits")
     @classmethod

@@ -71,6 +71,8 @@ class ServicePublisher:
             curation.approve_issue(session, self.clock, self.renderer, issue_id)
 
     async def send(self, issue_id: int) -> bool:
+        if self.campaigns.via_workers:
+            return await self.campaigns.through_workers(issue_id)
         try:
             summary = await self.campaigns.run(issue_id)
         except AlreadyRunning:

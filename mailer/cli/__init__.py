@@ -23,6 +23,7 @@ from mailer.cli import (
     schedules,
     serve,
     subscribers,
+    workers,
 )
 
 app = typer.Typer(
@@ -47,6 +48,9 @@ issues.app.command("send")(delivery.send)
 app.add_typer(bounces.app, name="bounces")
 app.add_typer(delivery.audit_app, name="audit")
 app.add_typer(schedules.app, name="schedules")
+app.command("worker")(workers.worker)
+app.add_typer(workers.app, name="workers")
+issues.app.command("delivery")(workers.delivery)
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from mailer.cli import workers
 from mailer.cli.common import IssueArg, JsonOpt, fail, out, print_json, runtime
 from mailer.delivery.audit import audit_deliveries
 from mailer.delivery.campaign_service import CampaignService
@@ -51,7 +52,7 @@ async def _run(
     return await campaigns.run(issue_id, resend_uncertain=resend_uncertain, on_progress=on_progress)
 
 
-def send(
+def send(  # noqa: C901  (the command's options, each a short branch)
     issue_id: IssueArg,
     test: Annotated[
         str | None, typer.Option("--test", metavar="ADDRESS", help="Send one test copy only")
@@ -60,8 +61,19 @@ def send(
         bool, typer.Option("--resend-uncertain", help="Send again copies left uncertain")
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar")] = False,
+    queue: Annotated[
+        bool, typer.Option("--queue", help="Hand it to the delivery workers (PostgreSQL)")
+    ] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="With --queue: follow it to its end")
+    ] = False,
 ) -> None:
     """Send an approved issue to every consenting subscriber (resumes an interrupted send)."""
+    if queue and test is None:
+        with runtime() as rt:
+            bar = None if quiet or not sys.stderr.isatty() else _bar()
+            workers.send_queued(rt, issue_id, resend_uncertain, wait, bar)
+        return
     with runtime() as rt:
         try:
             if test is not None:

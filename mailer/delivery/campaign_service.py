@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mailer.delivery import campaigns
 from mailer.delivery.campaigns import CampaignBusy, Summary
+from mailer.delivery.models import CampaignState
 from mailer.delivery.runner import CampaignRunner, Progress
 from mailer.mail.transport import SendResult
 
@@ -65,6 +66,8 @@ class CampaignService:
     sessions: sessionmaker[Session]
     make_runner: MakeRunner
     send_test: Callable[[int, str], Awaitable[SendResult]]
+    enqueue: Callable[[int, bool], Awaitable[Queued]] | None = None
+    via_workers: bool = False  # the scheduler's sends go to the delivery workers
     runs: dict[int, LiveRun] = field(default_factory=dict)
     _tasks: set[asyncio.Task[Summary]] = field(default_factory=set)
 
@@ -113,6 +116,20 @@ class CampaignService:
         log.info("issue %s: %s %s", issue_id, live.summary.state, live.summary.counts)
         return live.summary
 
+    async def through_workers(self, issue_id: int) -> bool:
+        """The scheduler's send with workers: queue the campaign unless the workers are on it;
+        True once it is finished."""
+        summary = await asyncio.to_thread(self.status, issue_id)
+        if summary.state == CampaignState.FINISHED:
+            return True
+        if self.enqueue is None:
+            raise RuntimeError("no queue wired")
+        try:
+            await self.enqueue(issue_id, False)
+        except CampaignBusy:
+            return False  # the workers are sending it (their heartbeat holds the claim)
+        return False
+
     @property
     def live(self) -> list[int]:
         """Issues this process is sending now."""
@@ -148,3 +165,15 @@ class CampaignService:
         if live is None:
             return DeliveryView(summary, running=False)
         return DeliveryView(summary, not live.done, live.runner.progress, live.error)
+
+
+@dataclass
+class Queued:
+    """A campaign handed to the delivery workers: how many copies in how many batch jobs."""
+
+    issue_id: int
+    jobs: int
+    rows: int
+    uncertain_found: int = 0
+    requeued: int = 0
+    note: str = ""

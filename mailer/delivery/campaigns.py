@@ -160,6 +160,15 @@ def status(session: Session, issue_id: int) -> Summary:
     )
 
 
+def recent_rate(session: Session, issue_id: int, now: datetime, seconds: int = 60) -> float:
+    """Copies accepted a second over the last `seconds`, however the campaign is run."""
+    since = now - timedelta(seconds=seconds)
+    sent = session.scalar(
+        select(func.count()).where(Delivery.issue_id == issue_id, Delivery.sent_at >= since)
+    )
+    return int(sent or 0) / seconds
+
+
 def waiting(session: Session) -> list[int]:
     """Issues whose campaign left deferred copies for a later run."""
     return list(
