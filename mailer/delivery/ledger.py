@@ -96,6 +96,18 @@ _FINISH = (
 )
 
 
+# PostgreSQL: the moves of a group in one statement (one round trip, not one per copy).
+_BEGIN_MANY_PG = (
+    "UPDATE deliveries AS d SET status = 'sending', attempts = d.attempts + 1,"
+    " message_id = v.mid, last_attempt_at = %(now)s,"
+    " first_attempt_at = COALESCE(d.first_attempt_at, %(now)s)"
+    " FROM unnest(%(dids)s::integer[], %(mids)s::varchar[]) AS v(did, mid)"
+    " WHERE d.id = v.did AND d.status IN ('queued', 'deferred')"
+    " AND EXISTS (SELECT 1 FROM subscriptions s WHERE s.subscriber_id = d.subscriber_id"
+    " AND s.list_id = %(list_id)s AND s.status = 'active') RETURNING d.id"
+)
+
+
 class _Prepared:
     """A statement compiled once for the driver, run on its DBAPI cursor (the hot path).
 
@@ -168,6 +180,7 @@ class LedgerWriter:
         self._lock: asyncio.Lock | None = None
         self._refusals = 0  # group commits refused in a row
         self._begin = _Prepared(_BEGIN, engine.dialect, ("now",))
+        self._postgres = engine.dialect.name == "postgresql"
         self._finish = _Prepared(_FINISH, engine.dialect, ("sent_at", "next_at"))
 
     @property
@@ -185,6 +198,15 @@ class LedgerWriter:
     def _dbapi(self) -> Any:
         if self._raw is None:
             self._raw = self.engine.raw_connection()
+            if self._postgres:
+                # Asynchronous commit on this connection only: a commit survives the death
+                # of this process (the server has it), as SQLite's WAL with NORMAL does; a
+                # crash of the server itself may lose its last fraction of a second of
+                # commits, as a power cut does to SQLite (docs/delivery.md).
+                cursor = self._raw.cursor()
+                cursor.execute("SET synchronous_commit = off")
+                cursor.close()
+                self._raw.commit()
         return self._raw
 
     def _rollback(self) -> None:
@@ -226,6 +248,15 @@ class LedgerWriter:
 
     def _close_connections(self) -> None:
         if self._raw is not None:
+            if self._postgres:  # back to the pool as it came
+                try:
+                    cursor = self._raw.cursor()
+                    cursor.execute("RESET synchronous_commit")
+                    cursor.close()
+                    self._raw.commit()
+                except Exception:  # noqa: BLE001  (a broken connection is discarded anyway)
+                    self._discard_raw()
+                    return self._close_connections()
             self._raw.close()
             self._raw = None
         if self._connection is not None:
@@ -279,10 +310,7 @@ class LedgerWriter:
         try:
             if replies:
                 cursor.executemany(self._finish.sql, replies)
-            moved = []
-            for params in begins:
-                cursor.execute(self._begin.sql, params)
-                moved.append(cursor.rowcount == 1)
+            moved = self._move(cursor, begins)
             raw.commit()
             return moved
         except BaseException:
@@ -293,6 +321,27 @@ class LedgerWriter:
                 cursor.close()
             except Exception:
                 log.debug("closing a ledger cursor failed", exc_info=True)
+
+    def _move(self, cursor: Any, begins: list[Any]) -> list[bool]:
+        """Move the group's rows to `sending`; which of them moved."""
+        if self._postgres and len(begins) > 1:
+            first = begins[0]
+            cursor.execute(
+                _BEGIN_MANY_PG,
+                {
+                    "now": first["now"],
+                    "list_id": first["list_id"],
+                    "dids": [b["did"] for b in begins],
+                    "mids": [b["mid"] for b in begins],
+                },
+            )
+            done = {row[0] for row in cursor.fetchall()}
+            return [b["did"] in done for b in begins]
+        moved = []
+        for params in begins:
+            cursor.execute(self._begin.sql, params)
+            moved.append(cursor.rowcount == 1)
+        return moved
 
     async def _refused(
         self, begins: list[tuple[Any, asyncio.Future[bool]]], exc: Exception
