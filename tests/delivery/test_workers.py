@@ -17,12 +17,11 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from sqlalchemy import select, text
+from sqlalchemy import select
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
 from consent.clock import SystemClock
-from mailer.app import db
 from mailer.app.settings import Settings
 from mailer.app.wiring import Runtime
 from mailer.cli import app
@@ -60,16 +59,7 @@ def pg_url(postgres_schema_url: str | None) -> str:
         pytest.skip("PostgreSQL run skipped: MAILER_TEST_POSTGRES_URL is not set")
     from tests.conftest import _truncate
 
-    _truncate(postgres_schema_url)
-    engine = db.make_engine(postgres_schema_url)
-    with engine.begin() as connection:
-        connection.execute(
-            text(
-                "TRUNCATE procrastinate_jobs, procrastinate_workers, procrastinate_events,"
-                " delivery_buckets CASCADE"
-            )
-        )
-    engine.dispose()
+    _truncate(postgres_schema_url)  # the queue and the workers' table too
     return postgres_schema_url
 
 
