@@ -6,6 +6,9 @@ the pooled engine. Same sink, same number of connections, ~40 KB messages, one
 run. Then the campaign's peak memory (ru_maxrss of its own process) for 50,000
 and 200,000 subscribers. Environment: MAILER_BENCH_N (default 50000),
 MAILER_BENCH_BIG (default 200000; 0 skips), MAILER_BENCH_CONNECTIONS (default 10).
+With MAILER_BENCH_POSTGRES_URL (or MAILER_TEST_POSTGRES_URL): (d) the same campaign
+on PostgreSQL beside (c), and (e) RSA-signed on PostgreSQL by one delivery worker,
+then two (MAILER_BENCH_WORKERS_N readers, default 5000), with memory per worker.
 """
 
 from __future__ import annotations
@@ -66,8 +69,9 @@ def _sink(port: int) -> subprocess.Popen[bytes]:
 # -- the database of a campaign --------------------------------------------------
 
 
-def prepare(path: Path, subscribers: int) -> int:
-    """A SQLite database with one list, `subscribers` active readers, one ~40 KB issue."""
+def prepare(path: Path, subscribers: int, url: str | None = None) -> int:
+    """A SQLite database (or the one at `url`) with one list, `subscribers` active readers,
+    one ~40 KB issue."""
     from sqlalchemy import insert
 
     from consent.clock import FrozenClock
@@ -80,7 +84,7 @@ def prepare(path: Path, subscribers: int) -> int:
 
     settings = Settings(
         _env_file=None,
-        database_url=f"sqlite:///{path}",  # type: ignore[call-arg]
+        database_url=url or f"sqlite:///{path}",  # type: ignore[call-arg]
         secret_key="bench-" + "k" * 40,
         base_url="https://news.example.org",
     )
@@ -236,14 +240,17 @@ async def _bare(port: int, count: int, connections: int, data: bytes) -> float:
     return count / (time.perf_counter() - started)
 
 
-def campaign(path: Path, issue_id: int, port: int, connections: int) -> dict[str, float]:
-    """The full campaign in this process: its rate and this process's peak memory."""
+def campaign(
+    path: Path, issue_id: int, port: int, connections: int, url: str | None = None
+) -> dict[str, float]:
+    """The full campaign in this process (SQLite at `path`, or the database at `url`):
+    its rate and this process's peak memory."""
     from mailer.app.settings import Settings
     from mailer.app.wiring import Runtime
 
     settings = Settings(
         _env_file=None,
-        database_url=f"sqlite:///{path}",  # type: ignore[call-arg]
+        database_url=url or f"sqlite:///{path}",  # type: ignore[call-arg]
         smtp_url=f"smtp://127.0.0.1:{port}",
         secret_key="bench-" + "k" * 40,
         base_url="https://news.example.org",
@@ -278,7 +285,12 @@ def _copy(source: Path, target: Path) -> Path:
 
 
 def _campaign_in_subprocess(
-    path: Path, issue_id: int, port: int, connections: int, env: dict[str, str] | None = None
+    path: Path,
+    issue_id: int,
+    port: int,
+    connections: int,
+    env: dict[str, str] | None = None,
+    url: str = "",
 ) -> dict[str, float]:
     out = subprocess.run(
         [
@@ -290,6 +302,7 @@ def _campaign_in_subprocess(
             str(issue_id),
             str(port),
             str(connections),
+            url,
         ],
         check=True,
         capture_output=True,
@@ -344,6 +357,9 @@ def main() -> int:
                 " (target >= 30%)"
             )
             print(f"    peak memory, {count} subscribers:  {c['maxrss_mb']:6.0f} MB")
+            postgres_beside_sqlite(c["rate"], count, port, connections)
+            workers_one_against_two(int(os.environ.get("MAILER_BENCH_WORKERS_N", "5000")),
+                                    port, connections)  # fmt: skip
             if big:
                 db_big = Path(tmp) / "big.db"
                 big_issue = prepare(db_big, big)
@@ -510,10 +526,151 @@ def dkim_only(quick: bool) -> int:
     return 0
 
 
+# -- PostgreSQL: in-process beside SQLite, and delivery workers (issue 12) ---------------
+
+
+def _postgres_schema() -> tuple[str, object] | None:
+    """A fresh schema of MAILER_BENCH_POSTGRES_URL (or the tests' URL): (url, its dropper)."""
+    base = os.environ.get("MAILER_BENCH_POSTGRES_URL") or os.environ.get("MAILER_TEST_POSTGRES_URL")
+    if not base:
+        return None
+    from sqlalchemy import create_engine, text
+
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(base.replace("postgresql://", "postgresql+psycopg://", 1))
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+
+    def drop() -> None:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+    sep = "&" if "?" in base else "?"
+    return f"{base}{sep}options=-csearch_path%3D{schema}", drop
+
+
+def postgres_beside_sqlite(sqlite_rate: float, count: int, port: int, connections: int) -> None:
+    """(d) the same unsigned campaign in-process on PostgreSQL, beside (c) on SQLite."""
+    made = _postgres_schema()
+    if made is None:
+        print("(d) PostgreSQL: set MAILER_BENCH_POSTGRES_URL to measure it; skipped")
+        return
+    url, drop = made
+    try:
+        issue_id = prepare(Path("unused"), count, url)
+        d = _campaign_in_subprocess(Path("unused"), issue_id, port, connections, url)
+        print(
+            f"(d) full campaign (PostgreSQL):       {d['rate']:8.0f} msg/s"
+            f"  d/c = {d['rate'] / sqlite_rate:.0%} (target >= 80%)"
+        )
+    finally:
+        drop()  # type: ignore[operator]
+
+
+def _rsa_key(path: Path) -> Path:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return path
+
+
+def _workers_run(url: str, env: dict[str, str], count: int, workers: int) -> dict[str, float]:
+    """Queue one campaign, let `workers` worker processes send it: rate and memory each."""
+    from sqlalchemy import create_engine, text
+
+    issue_id = prepare(Path("unused"), count, url)
+    command = [sys.executable, "-m", "mailer", "worker"]
+    procs = [subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL) for _ in range(workers)]  # fmt: skip
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        time.sleep(3)  # the workers start (imports, migrations checked)
+        started = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "mailer", "issues", "send", str(issue_id), "--queue"],
+            env=env, check=True, capture_output=True,
+        )  # fmt: skip
+        while True:
+            with engine.connect() as connection:
+                state = connection.scalar(
+                    text("SELECT state FROM campaigns WHERE issue_id = :i"), {"i": issue_id}
+                )
+            if state != "running":
+                break
+            time.sleep(0.2)
+        elapsed = time.perf_counter() - started
+        memory = []
+        for proc in procs:
+            status = Path(f"/proc/{proc.pid}/status").read_text()
+            hwm = next(line for line in status.splitlines() if line.startswith("VmHWM"))
+            memory.append(int(hwm.split()[1]) / 1024)
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait()
+        engine.dispose()
+    return {"rate": count / elapsed, "mb": max(memory)}
+
+
+def workers_one_against_two(count: int, port: int, connections: int) -> None:
+    """(e) RSA-signed on PostgreSQL: one worker, then two (two cores, shared)."""
+    if _postgres_schema_base() is None:
+        print("(e) workers: set MAILER_BENCH_POSTGRES_URL to measure them; skipped")
+        return
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        key = _rsa_key(Path(tmp) / "dkim.pem")
+        for workers in (1, 2):
+            made = _postgres_schema()
+            assert made is not None
+            url, drop = made
+            env = {
+                **os.environ,
+                "MAILER_DATABASE_URL": url,
+                "MAILER_SMTP_URL": f"smtp://127.0.0.1:{port}",
+                "MAILER_SECRET_KEY": "bench-" + "k" * 40,
+                "MAILER_BASE_URL": "https://news.example.org",
+                "MAILER_RATE": "1000000",
+                "MAILER_CONCURRENCY": str(connections),
+                "MAILER_DKIM_SELECTOR": "bench",
+                "MAILER_DKIM_KEY_FILE": str(key),
+                "MAILER_DOMAIN_LIMITS": "none",
+            }
+            try:
+                results.append(_workers_run(url, env, count, workers))
+            finally:
+                drop()  # type: ignore[operator]
+    one, two = results
+    print(
+        f"(e) RSA-signed, PostgreSQL, 1 worker:  {one['rate']:8.0f} msg/s"
+        f"  ({one['mb']:.0f} MB per worker)"
+    )
+    print(
+        f"    RSA-signed, PostgreSQL, 2 workers: {two['rate']:8.0f} msg/s"
+        f"  ({two['mb']:.0f} MB per worker)  2/1 = {two['rate'] / one['rate']:.2f}"
+        " (target >= 1.4)"
+    )
+
+
+def _postgres_schema_base() -> str | None:
+    return os.environ.get("MAILER_BENCH_POSTGRES_URL") or os.environ.get("MAILER_TEST_POSTGRES_URL")
+
+
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "campaign":
         path, issue, port, connections = sys.argv[2:6]
-        print(json.dumps(campaign(Path(path), int(issue), int(port), int(connections))))
+        url = sys.argv[6] if len(sys.argv) > 6 and sys.argv[6] else None
+        print(json.dumps(campaign(Path(path), int(issue), int(port), int(connections), url)))
     elif len(sys.argv) > 1 and sys.argv[1] == "dkim":
         raise SystemExit(dkim_only(quick="--quick" in sys.argv[2:]))
     else:

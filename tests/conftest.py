@@ -149,6 +149,13 @@ def _truncate(url: str) -> None:
     names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     with engine.begin() as connection:
         connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        # The delivery workers' queue and rate buckets (PostgreSQL only) start empty too.
+        connection.execute(
+            text(
+                "TRUNCATE procrastinate_jobs, procrastinate_workers, procrastinate_events,"
+                " delivery_buckets CASCADE"
+            )
+        )
     engine.dispose()
 
 

@@ -8,6 +8,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mailer.app.domain_limits import parse_domain_limits
+
 DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me"
 
 
@@ -121,6 +123,24 @@ class Settings(BaseSettings):
         default="",
         description="more DKIM keys, selector:path[,selector:path]: one signature per key",
     )
+
+    # -- issue 12: delivery at scale (docs/scaling.md) --
+    domain_limits: str = Field(
+        default="",
+        description="per destination group RATE:CONNECTIONS (compact, or a .toml/.json file)",
+    )
+    delivery_workers: bool = Field(
+        default=False, description="the scheduler's sends go to the delivery workers (PostgreSQL)"
+    )
+    worker_heartbeat: float = Field(
+        default=10.0, gt=0, description="seconds between a worker's heartbeats (stalled at 3x)"
+    )
+
+    @field_validator("domain_limits")
+    @classmethod
+    def _domain_limits(cls, value: str) -> str:
+        parse_domain_limits(value)  # a mistyped limit fails at start, not mid-campaign
+        return value
 
     @field_validator("smtp_url")
     @classmethod

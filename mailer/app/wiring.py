@@ -7,6 +7,7 @@ them all and hands each service its share.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
@@ -28,6 +29,7 @@ from mailer.clicks.counter import ClickCounter
 from mailer.content.fetch import FetchPolicy, feed_user_agent
 from mailer.contributions.service import ContributionPolicy, ContributionService
 from mailer.delivery import previews, runner
+from mailer.delivery.campaign_service import CampaignService, Queued
 from mailer.delivery.runner import CampaignRunner
 from mailer.mail.render import Renderer
 from mailer.mail.transactional import TransactionalMail
@@ -74,8 +76,44 @@ class Runtime:
 
     # -- services the edges call, each given its share -----------------------------
 
+    @cached_property
+    def campaigns(self) -> CampaignService:
+        """The one owner of this process's campaigns: the CLI, the API and the scheduler's."""
+        return CampaignService(
+            self.sessions,
+            self.campaign,
+            self.send_test,
+            enqueue=self.enqueue,
+            via_workers=self.settings.delivery_workers,
+        )
+
+    async def enqueue(self, issue_id: int, resend_uncertain: bool = False) -> Queued:
+        """Hand an issue's campaign to the delivery workers (PostgreSQL): batch jobs."""
+        from mailer.delivery import batch, queue
+
+        s = self.settings
+        queue.require_postgres(s.database_url)
+        runner, ranges, queued = await asyncio.to_thread(
+            queue.plan,
+            self.engine,
+            self.sessions,
+            self.clock,
+            issue_id,
+            secret_key=s.secret_key,
+            batch_size=s.batch_size,
+            resend_uncertain=resend_uncertain,
+        )
+        if ranges:
+            await queue.defer(queue.make_app(s.database_url), issue_id, runner, ranges)
+        elif not queued.note:  # nothing owed: conclude at once
+            await asyncio.to_thread(
+                batch.finish_if_done, self.sessions, self.clock, issue_id, runner
+            )
+        return queued
+
     def campaign(self, issue_id: int, **options: Any) -> CampaignRunner:
-        """The runner of one issue's campaign (options: resend_uncertain, pool, ...)."""
+        """One run of one issue's campaign (options: resend_uncertain, pool, ...); the
+        edges go through `campaigns`, which owns the runs this makes."""
         return CampaignRunner(
             issue_id,
             engine=self.engine,
@@ -130,7 +168,7 @@ class Runtime:
             self.renderer,
             self.fetch_policy(),
             self.mail,
-            self.campaign,
+            self.campaigns,
         )
         return ScheduleService(
             self.sessions,

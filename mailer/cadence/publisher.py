@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -12,8 +11,8 @@ from mailer.cadence.schedules import Drafted
 from mailer.content import calendars, curation, feeds
 from mailer.content.fetch import FetchPolicy
 from mailer.content.models import IssueStatus
+from mailer.delivery.campaign_service import AlreadyRunning, CampaignService
 from mailer.delivery.models import CampaignState
-from mailer.delivery.runner import CampaignRunner
 from mailer.mail.render import Renderer
 from mailer.mail.transactional import EditorNotice, TransactionalMail
 
@@ -23,8 +22,8 @@ log = logging.getLogger(__name__)
 class ServicePublisher:
     """The schedules' Publisher: fetch, draft, approve and send through the services.
 
-    `campaign` makes the runner of one issue's campaign (the wiring binds it to the
-    database, clock, settings and consent service); `mail` tells editors.
+    `campaigns` runs an issue's campaign (the process's one owner of campaigns, which
+    the CLI and the API use too); `mail` tells editors.
     """
 
     def __init__(
@@ -34,11 +33,10 @@ class ServicePublisher:
         renderer: Renderer,
         fetch_policy: FetchPolicy,
         mail: TransactionalMail,
-        campaign: Callable[[int], CampaignRunner],
+        campaigns: CampaignService,
     ) -> None:
         self.sessions, self.clock, self.renderer = sessions, clock, renderer
-        self.policy, self.mail, self.campaign = fetch_policy, mail, campaign
-        self._runners: dict[int, CampaignRunner] = {}
+        self.policy, self.mail, self.campaigns = fetch_policy, mail, campaigns
 
     async def refresh(self, list_slug: str) -> None:
         """Fetch the list's feeds, and read again the calendars its events came from."""
@@ -71,20 +69,14 @@ class ServicePublisher:
             curation.approve_issue(session, self.clock, self.renderer, issue_id)
 
     async def send(self, issue_id: int) -> bool:
-        if issue_id in self._runners:
-            return False  # this process is sending it already (a slot or a retry job)
-        runner = self._runners[issue_id] = self.campaign(issue_id)
+        if self.campaigns.via_workers:
+            return await self.campaigns.through_workers(issue_id)
         try:
-            summary = await runner.run()
-        finally:
-            del self._runners[issue_id]
+            summary = await self.campaigns.run(issue_id)
+        except AlreadyRunning:
+            return False  # this process is sending it already (a slot, a retry job, the API)
         log.info("issue %s: %s %s", issue_id, summary.state, summary.counts)
         return summary.state == CampaignState.FINISHED
-
-    def stop(self) -> None:
-        """Ask running campaigns to pause after their in-flight transactions."""
-        for runner in list(self._runners.values()):
-            runner.stop("the service is shutting down")
 
     async def tell_editors(self, editors: list[str], subject: str, body: str) -> None:
         """One mail to each editor's stored address, through the transactional path."""

@@ -48,7 +48,6 @@ class Publisher(Protocol):
     def approve(self, issue_id: int) -> None: ...
     async def send(self, issue_id: int) -> bool: ...  # True once every copy is settled
     async def tell_editors(self, editors: list[str], subject: str, body: str) -> None: ...
-    def stop(self) -> None: ...  # pause running sends at shutdown
 
 
 @dataclass(frozen=True)

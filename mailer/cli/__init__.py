@@ -28,6 +28,7 @@ from mailer.cli import (
     stats,
     subscribers,
     users,
+    workers,
 )
 
 app = typer.Typer(
@@ -59,6 +60,9 @@ issues.app.command("stats")(stats.stats)
 app.add_typer(contributions.app, name="contributions")
 app.add_typer(users.app, name="users")
 app.add_typer(dkim.app, name="dkim")
+app.command("worker")(workers.worker)
+app.add_typer(workers.app, name="workers")
+issues.app.command("delivery")(workers.delivery)
 
 
 def main() -> None:

@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from mailer.cli import workers
 from mailer.cli.common import IssueArg, JsonOpt, fail, out, print_json, runtime
 from mailer.delivery.audit import audit_deliveries
+from mailer.delivery.campaign_service import CampaignService
 from mailer.delivery.campaigns import CampaignBusy, NotSendable, Summary
-from mailer.delivery.runner import CampaignRunner
 from mailer.delivery.runner import Progress as RunProgress
 from mailer.mail.transport import TransportError
 
@@ -38,14 +40,19 @@ def _summary_lines(summary: Summary) -> list[str]:
     return lines
 
 
-async def _run(runner: CampaignRunner) -> Summary:
+async def _run(
+    campaigns: CampaignService,
+    issue_id: int,
+    resend_uncertain: bool,
+    on_progress: Callable[[RunProgress], None],
+) -> Summary:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, runner.stop, "stopped by a signal; send again to resume")
-    return await runner.run()
+        loop.add_signal_handler(sig, campaigns.stop, "stopped by a signal; send again to resume")
+    return await campaigns.run(issue_id, resend_uncertain=resend_uncertain, on_progress=on_progress)
 
 
-def send(
+def send(  # noqa: C901  (the command's options, each a short branch)
     issue_id: IssueArg,
     test: Annotated[
         str | None, typer.Option("--test", metavar="ADDRESS", help="Send one test copy only")
@@ -54,8 +61,19 @@ def send(
         bool, typer.Option("--resend-uncertain", help="Send again copies left uncertain")
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar")] = False,
+    queue: Annotated[
+        bool, typer.Option("--queue", help="Hand it to the delivery workers (PostgreSQL)")
+    ] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="With --queue: follow it to its end")
+    ] = False,
 ) -> None:
     """Send an approved issue to every consenting subscriber (resumes an interrupted send)."""
+    if queue and test is None:
+        with runtime() as rt:
+            bar = None if quiet or not sys.stderr.isatty() else _bar()
+            workers.send_queued(rt, issue_id, resend_uncertain, wait, bar)
+        return
     with runtime() as rt:
         try:
             if test is not None:
@@ -82,12 +100,12 @@ def send(
                         rate=p.rate,
                     )
 
-            runner = rt.campaign(issue_id, resend_uncertain=resend_uncertain, on_progress=show)
+            run = _run(rt.campaigns, issue_id, resend_uncertain, show)
             if bar is not None:
                 with bar:
-                    summary = asyncio.run(_run(runner))
+                    summary = asyncio.run(run)
             else:
-                summary = asyncio.run(_run(runner))
+                summary = asyncio.run(run)
         except NotSendable as exc:
             raise fail(str(exc)) from None
         except (CampaignBusy, TransportError) as exc:

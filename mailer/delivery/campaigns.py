@@ -1,14 +1,19 @@
 """Campaign state: one live run per issue (claimed, heartbeat), and its end (issue sent).
 
-A run claims the issue's campaign row; a second run is refused while the first
-is alive (same host: its pid exists; another host: its heartbeat is recent). A
-run that died (SIGKILL, power loss) leaves a claim anyone may take over.
+A run claims the issue's campaign row under a random runner id of its own, so
+two runs in one process are two claimants. A second run is refused while the
+first one's heartbeat (written every few seconds, on the injected clock) is
+recent; a run that died (SIGKILL, power loss) stops beating and its claim
+expires after HEARTBEAT_STALE. No process ids are checked: a reused pid on
+another machine or after a restart keeps nothing alive. A run whose claim was
+taken over learns it at its next heartbeat and stops.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -22,10 +27,12 @@ from mailer.content.models import Issue, IssueStatus
 from mailer.delivery.models import Campaign, CampaignState, Delivery
 
 HEARTBEAT_STALE = timedelta(minutes=2)
+HEARTBEAT_EVERY = 5.0  # seconds between a live run's heartbeats (well inside STALE)
 
 
-def runner_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+def new_runner_id() -> str:
+    """A fresh claimant: random, with the host and pid only to help a person reading it."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
 
 class CampaignBusy(Exception):
@@ -51,16 +58,7 @@ class Summary:
         return sum(self.counts.values())
 
 
-def _alive(runner: str, now: datetime, heartbeat: datetime) -> bool:
-    host, _, pid = runner.rpartition(":")
-    if host == socket.gethostname() and pid.isdigit():
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+def _alive(now: datetime, heartbeat: datetime) -> bool:
     return now - heartbeat < HEARTBEAT_STALE
 
 
@@ -92,11 +90,13 @@ def claim(session: Session, clock: Clock, issue: Issue, runner: str) -> None:
         if (
             campaign.state == CampaignState.RUNNING
             and campaign.runner != runner
-            and _alive(campaign.runner, now, campaign.heartbeat_at)
+            and _alive(now, campaign.heartbeat_at)
         ):
+            expires = campaign.heartbeat_at + HEARTBEAT_STALE
             raise CampaignBusy(
                 f"issue {issue.id} is being sent by {campaign.runner} (heartbeat"
-                f" {campaign.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC)"
+                f" {campaign.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC); if that run is gone, its"
+                f" claim expires at {expires:%H:%M:%S} UTC"
             )
         campaign.state, campaign.runner = CampaignState.RUNNING, runner
         campaign.heartbeat_at, campaign.note, campaign.finished_at = now, "", None
@@ -104,16 +104,26 @@ def claim(session: Session, clock: Clock, issue: Issue, runner: str) -> None:
     session.flush()
 
 
-def heartbeat(session: Session, issue_id: int, now: datetime) -> None:
-    campaign = session.get(Campaign, issue_id)
-    if campaign is not None:
-        campaign.heartbeat_at = now
+def heartbeat(session: Session, issue_id: int, runner: str, now: datetime) -> bool:
+    """Say that `runner` is alive; False when its claim was taken over (it must stop)."""
+    campaign = session.get(Campaign, issue_id, with_for_update=True)
+    if campaign is None or campaign.runner != runner:
+        return False
+    campaign.heartbeat_at = now
+    return True
 
 
-def conclude(session: Session, clock: Clock, issue_id: int, state: str, note: str) -> None:
-    """End a run: `finished` marks the issue sent; any other state leaves it sending."""
+def conclude(
+    session: Session, clock: Clock, issue_id: int, runner: str, state: str, note: str
+) -> bool:
+    """End a run: `finished` marks the issue sent; any other state leaves it sending.
+
+    Only the claim's owner concludes: a run whose claim was taken over leaves the
+    campaign to the new owner (False)."""
     now = clock.now()
-    campaign = session.get(Campaign, issue_id)
+    campaign = session.get(Campaign, issue_id, with_for_update=True)
+    if campaign is not None and campaign.runner != runner:
+        return False
     if campaign is not None:
         campaign.state, campaign.note, campaign.heartbeat_at = state, note[:2000], now
         campaign.runner = ""
@@ -121,6 +131,7 @@ def conclude(session: Session, clock: Clock, issue_id: int, state: str, note: st
             campaign.finished_at = now
     if state == CampaignState.FINISHED:
         curation.mark_sent(session, clock, issue_id)
+    return True
 
 
 def status(session: Session, issue_id: int) -> Summary:
@@ -147,6 +158,15 @@ def status(session: Session, issue_id: int) -> Summary:
         note=campaign.note if campaign else "",
         next_retry=next_retry,
     )
+
+
+def recent_rate(session: Session, issue_id: int, now: datetime, seconds: int = 60) -> float:
+    """Copies accepted a second over the last `seconds`, however the campaign is run."""
+    since = now - timedelta(seconds=seconds)
+    sent = session.scalar(
+        select(func.count()).where(Delivery.issue_id == issue_id, Delivery.sent_at >= since)
+    )
+    return int(sent or 0) / seconds
 
 
 def waiting(session: Session) -> list[int]:

@@ -15,18 +15,20 @@ is rolled back and tried again after a short wait, replies and moves together; o
 after the last retry do the waiting workers get `LedgerUnavailable`, and the replies
 stay kept for the run's closing `drain`.
 
-Writes go through one SQLAlchemy Core connection held for the campaign: the
-hot path is two statements per message, with no ORM objects.
+Writes go through one connection held for the campaign: the hot path is two
+statements per message, with no ORM objects. Every statement runs in a worker
+thread, one at a time, so the event loop the campaign shares (a web server's,
+the scheduler's) never waits on the database, and senders go on meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
     Connection,
@@ -50,6 +52,7 @@ from consent.models import Status, Subscription, UTCDateTime
 from mailer.delivery.models import OWED, Delivery, DeliveryStatus
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Seconds before each new attempt of a write the database refused. Short: workers
 # wait on a group commit; after the last one the run pauses instead.
@@ -90,6 +93,18 @@ _FINISH = (
         sent_at=bindparam("sent_at"),
         next_attempt_at=bindparam("next_at"),
     )
+)
+
+
+# PostgreSQL: the moves of a group in one statement (one round trip, not one per copy).
+_BEGIN_MANY_PG = (
+    "UPDATE deliveries AS d SET status = 'sending', attempts = d.attempts + 1,"
+    " message_id = v.mid, last_attempt_at = %(now)s,"
+    " first_attempt_at = COALESCE(d.first_attempt_at, %(now)s)"
+    " FROM unnest(%(dids)s::integer[], %(mids)s::varchar[]) AS v(did, mid)"
+    " WHERE d.id = v.did AND d.status IN ('queued', 'deferred')"
+    " AND EXISTS (SELECT 1 FROM subscriptions s WHERE s.subscriber_id = d.subscriber_id"
+    " AND s.list_id = %(list_id)s AND s.status = 'active') RETURNING d.id"
 )
 
 
@@ -147,7 +162,11 @@ def _reason(exc: BaseException) -> str:
 
 
 class LedgerWriter:
-    """The writes of one campaign, on one connection held while it runs."""
+    """The writes of one campaign, on one connection held while it runs.
+
+    Its database work runs in worker threads, one call at a time (an asyncio lock),
+    so that the one connection is never used by two threads at once.
+    """
 
     def __init__(self, engine: Engine, issue_id: int, list_id: int) -> None:
         self.engine = engine
@@ -157,14 +176,37 @@ class LedgerWriter:
         self._pending: list[dict[str, Any]] = []
         self._raw: Any = None
         self._begins: list[tuple[Any, asyncio.Future[bool]]] = []
-        self._scheduled = False
+        self._committing = False
+        self._lock: asyncio.Lock | None = None
         self._refusals = 0  # group commits refused in a row
         self._begin = _Prepared(_BEGIN, engine.dialect, ("now",))
+        self._postgres = engine.dialect.name == "postgresql"
         self._finish = _Prepared(_FINISH, engine.dialect, ("sent_at", "next_at"))
+
+    @property
+    def lock(self) -> asyncio.Lock:
+        """Held by every database call; only its holder removes written replies."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        return self._lock
+
+    async def _io(self, work: Callable[..., T], *args: Any) -> T:
+        """Run `work` in a worker thread, after any other database call of this ledger."""
+        async with self.lock:
+            return await asyncio.to_thread(work, *args)
 
     def _dbapi(self) -> Any:
         if self._raw is None:
             self._raw = self.engine.raw_connection()
+            if self._postgres:
+                # Asynchronous commit on this connection only: a commit survives the death
+                # of this process (the server has it), as SQLite's WAL with NORMAL does; a
+                # crash of the server itself may lose its last fraction of a second of
+                # commits, as a power cut does to SQLite (docs/delivery.md).
+                cursor = self._raw.cursor()
+                cursor.execute("SET synchronous_commit = off")
+                cursor.close()
+                self._raw.commit()
         return self._raw
 
     def _rollback(self) -> None:
@@ -192,69 +234,83 @@ class LedgerWriter:
         """Replies received and not yet written."""
         return len(self._pending)
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """Close the connections; a reply that still cannot be written is reported, not lost
         silently (its row stays `sending`, so the next run reports it uncertain)."""
         try:
-            self.flush()
+            await self.flush()
         except LedgerUnavailable as exc:
             log.error(
                 "issue %s: %d replies could not be written: %s", self.issue_id, self.kept, exc
             )
         finally:
-            if self._raw is not None:
-                self._raw.close()
-                self._raw = None
-            if self._connection is not None:
-                self._connection.close()
-                self._connection = None
+            await self._io(self._close_connections)
+
+    def _close_connections(self) -> None:
+        if self._raw is not None:
+            if self._postgres:  # back to the pool as it came
+                try:
+                    cursor = self._raw.cursor()
+                    cursor.execute("RESET synchronous_commit")
+                    cursor.close()
+                    self._raw.commit()
+                except Exception:  # noqa: BLE001  (a broken connection is discarded anyway)
+                    self._discard_raw()
+                    return self._close_connections()
+            self._raw.close()
+            self._raw = None
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
 
     async def begin(self, delivery_id: int, message_id: str, now: datetime) -> bool:
         """Mark the row `sending` (and write the replies waiting); False when consent ended
-        or the row is no longer owed a copy. Workers that ask in the same turn of the
-        event loop share one commit (group commit); each goes on only once it is durable.
+        or the row is no longer owed a copy. Workers that ask while a commit is under way
+        share the next one (group commit); each goes on only once its row is durable.
         Raises LedgerUnavailable when the database refused the group after every retry."""
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[bool] = loop.create_future()
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         values = {"did": delivery_id, "mid": message_id, "now": now, "list_id": self.list_id}
         self._begins.append((self._begin.params(values), done))
-        if not self._scheduled:
-            self._scheduled = True
-            loop.call_soon(self._commit_group)
+        if not self._committing:
+            self._committing = True
+            asyncio.get_running_loop().create_task(self._commit_groups())
         return await done
 
-    def _commit_group(self) -> None:
-        self._scheduled = False
+    async def _commit_groups(self) -> None:
+        try:
+            while self._begins:
+                await asyncio.sleep(0)  # the workers ready in this turn join the group
+                await self._commit_group()
+        finally:
+            self._committing = False
+
+    async def _commit_group(self) -> None:
         # A worker cancelled while it waited no longer wants its row moved.
         begins = [(params, done) for params, done in self._begins if not done.done()]
         self._begins = []
         if not begins:
             return
-        written = len(self._pending)
         try:
-            moved = self._write_group(begins, written)
+            async with self.lock:
+                replies = self._pending[:]
+                moved = await asyncio.to_thread(self._write_group, [p for p, _ in begins], replies)
+                del self._pending[: len(replies)]  # durable only now
         except Exception as exc:  # noqa: BLE001  (any refusal keeps the replies for the next try)
-            self._refused(begins, exc)
+            await self._refused(begins, exc)
             return
-        del self._pending[:written]  # durable only now
         self._refusals = 0
         for (_, done), ok in zip(begins, moved, strict=True):
             if not done.done():
                 done.set_result(ok)
 
-    def _write_group(
-        self, begins: list[tuple[Any, asyncio.Future[bool]]], written: int
-    ) -> list[bool]:
+    def _write_group(self, begins: list[Any], replies: list[dict[str, Any]]) -> list[bool]:
         """The kept replies and the moves to `sending` in one transaction; rolled back on error."""
         raw = self._dbapi()
         cursor = raw.cursor()
         try:
-            if written:
-                cursor.executemany(self._finish.sql, self._pending[:written])
-            moved = []
-            for params, _ in begins:
-                cursor.execute(self._begin.sql, params)
-                moved.append(cursor.rowcount == 1)
+            if replies:
+                cursor.executemany(self._finish.sql, replies)
+            moved = self._move(cursor, begins)
             raw.commit()
             return moved
         except BaseException:
@@ -266,7 +322,30 @@ class LedgerWriter:
             except Exception:
                 log.debug("closing a ledger cursor failed", exc_info=True)
 
-    def _refused(self, begins: list[tuple[Any, asyncio.Future[bool]]], exc: Exception) -> None:
+    def _move(self, cursor: Any, begins: list[Any]) -> list[bool]:
+        """Move the group's rows to `sending`; which of them moved."""
+        if self._postgres and len(begins) > 1:
+            first = begins[0]
+            cursor.execute(
+                _BEGIN_MANY_PG,
+                {
+                    "now": first["now"],
+                    "list_id": first["list_id"],
+                    "dids": [b["did"] for b in begins],
+                    "mids": [b["mid"] for b in begins],
+                },
+            )
+            done = {row[0] for row in cursor.fetchall()}
+            return [b["did"] in done for b in begins]
+        moved = []
+        for params in begins:
+            cursor.execute(self._begin.sql, params)
+            moved.append(cursor.rowcount == 1)
+        return moved
+
+    async def _refused(
+        self, begins: list[tuple[Any, asyncio.Future[bool]]], exc: Exception
+    ) -> None:
         """Try the group again after a wait (new moves join it), or give up on it."""
         if self._refusals < len(RETRY_DELAYS):
             delay = RETRY_DELAYS[self._refusals]
@@ -280,8 +359,7 @@ class LedgerWriter:
                 len(self._pending),
             )
             self._begins[:0] = begins
-            self._scheduled = True
-            asyncio.get_running_loop().call_later(delay, self._commit_group)
+            await asyncio.sleep(delay)
             return
         self._refusals = 0
         error = LedgerUnavailable(
@@ -297,16 +375,22 @@ class LedgerWriter:
         """Keep a reply; it is written with the next `begin` or `flush`."""
         self._pending.append(self._finish.params(result.params()))
 
-    def flush(self) -> None:
+    async def flush(self) -> None:
         """Write the kept replies now; when the database refuses, they stay kept and
         LedgerUnavailable is raised."""
-        written = len(self._pending)
-        if not written:
+        if not self._pending:
             return
+        async with self.lock:
+            replies = self._pending[:]
+            if replies:
+                await asyncio.to_thread(self._write_replies, replies)
+                del self._pending[: len(replies)]
+
+    def _write_replies(self, replies: list[dict[str, Any]]) -> None:
         raw = self._dbapi()
         cursor = raw.cursor()
         try:
-            cursor.executemany(self._finish.sql, self._pending[:written])
+            cursor.executemany(self._finish.sql, replies)
             raw.commit()
         except Exception as exc:
             self._rollback()
@@ -318,13 +402,12 @@ class LedgerWriter:
                 cursor.close()
             except Exception:
                 log.debug("closing a ledger cursor failed", exc_info=True)
-        del self._pending[:written]
 
     async def drain(self) -> None:
         """Flush, retrying as a group commit does; LedgerUnavailable after the last retry."""
         for delay in RETRY_DELAYS:
             try:
-                self.flush()
+                await self.flush()
                 return
             except LedgerUnavailable as exc:
                 log.warning(
@@ -335,18 +418,21 @@ class LedgerWriter:
                     self.kept,
                 )
             await asyncio.sleep(delay)
-        self.flush()
+        await self.flush()
 
-    def cancel(self, delivery_ids: Sequence[int], reason: str) -> int:
+    async def cancel(self, delivery_ids: Sequence[int], reason: str) -> int:
         """Rows still owed whose consent ended: never sent."""
         if not delivery_ids:
             return 0
-        self.flush()
+        await self.flush()
+        return await self._io(self._cancel, list(delivery_ids), reason)
+
+    def _cancel(self, delivery_ids: list[int], reason: str) -> int:
         connection = self.connection
         with connection.begin():
             result = connection.execute(
                 update(D)
-                .where(D.c.id.in_(list(delivery_ids)), D.c.status.in_([s.value for s in OWED]))
+                .where(D.c.id.in_(delivery_ids), D.c.status.in_([s.value for s in OWED]))
                 .values(
                     status=DeliveryStatus.CANCELLED.value,
                     smtp_reply=reason[:500],
@@ -355,9 +441,12 @@ class LedgerWriter:
             )
         return int(result.rowcount or 0)
 
-    def cancel_without_consent(self, reason: str) -> int:
+    async def cancel_without_consent(self, reason: str) -> int:
         """Every owed row of the issue whose subscription is no longer active."""
-        self.flush()
+        await self.flush()
+        return await self._io(self._cancel_without_consent, reason)
+
+    def _cancel_without_consent(self, reason: str) -> int:
         connection = self.connection
         with connection.begin():
             result = connection.execute(
@@ -376,9 +465,12 @@ class LedgerWriter:
             )
         return int(result.rowcount or 0)
 
-    def recover(self, resend_uncertain: bool) -> tuple[int, int]:
+    async def recover(self, resend_uncertain: bool) -> tuple[int, int]:
         """After a crash: rows left in `sending` become `uncertain`; with `resend_uncertain`
         every uncertain row is owed a copy again. Returns (found in sending, requeued)."""
+        return await self._io(self._recover, resend_uncertain)
+
+    def _recover(self, resend_uncertain: bool) -> tuple[int, int]:
         connection = self.connection
         with connection.begin():
             stuck = connection.execute(
@@ -401,8 +493,11 @@ class LedgerWriter:
                 ).rowcount
         return int(stuck or 0), int(requeued or 0)
 
-    def counts(self) -> dict[str, int]:
-        self.flush()
+    async def counts(self) -> dict[str, int]:
+        await self.flush()
+        return await self._io(self._counts)
+
+    def _counts(self) -> dict[str, int]:
         rows = self.connection.execute(
             select(D.c.status, func.count())
             .where(D.c.issue_id == self.issue_id)
@@ -412,8 +507,11 @@ class LedgerWriter:
         self.connection.commit()
         return found
 
-    def next_retry(self) -> datetime | None:
-        self.flush()
+    async def next_retry(self) -> datetime | None:
+        await self.flush()
+        return await self._io(self._next_retry)
+
+    def _next_retry(self) -> datetime | None:
         value = self.connection.scalar(
             select(func.min(D.c.next_attempt_at)).where(
                 D.c.issue_id == self.issue_id, D.c.status == DeliveryStatus.DEFERRED.value

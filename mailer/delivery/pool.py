@@ -8,7 +8,10 @@ send is reported as uncertain (`DeliveryUncertain`) and never silently repeated.
 
 The rate limit is aiolimiter's leaky bucket with a small burst, so a campaign
 keeps to `rate` messages a second from its first message on. Replies that ask
-us to slow down (421, "too many ...") swap in a slower bucket for a while.
+us to slow down (421, "too many ...") swap in a slower bucket for a while: the
+relay's own (to MAIL FROM) for the whole pool, a recipient's (to RCPT or DATA)
+for that recipient's destination group only, when the pool has `destinations`
+(mailer.delivery.destinations).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import aiosmtplib
 from aiolimiter import AsyncLimiter
 
 from mailer.app.settings import SMTPTarget
+from mailer.delivery.destinations import Destinations
 from mailer.delivery.replies import Verdict, classify
 from mailer.delivery.wire import use_wire_protocol
 from mailer.mail.transport import Envelope, SendResult, TransportError, smtp_client
@@ -87,7 +91,8 @@ class _Connection:
             return await self.open(), False
         return self.smtp, True
 
-    async def transact(self, envelope: Envelope) -> SendResult:
+    async def transact(self, envelope: Envelope) -> tuple[SendResult, bool]:
+        """The reply, and whether it came from the relay itself (to MAIL FROM)."""
         for attempt in (1, 2):
             smtp, reused = await self._ready()
             try:
@@ -102,24 +107,28 @@ class _Connection:
                 log.info("connection dropped by the server; reconnecting")
         raise AssertionError("unreachable")
 
-    async def _transact(self, smtp: aiosmtplib.SMTP, envelope: Envelope) -> SendResult:
+    async def _transact(self, smtp: aiosmtplib.SMTP, envelope: Envelope) -> tuple[SendResult, bool]:
         self.count += 1
         try:
             await smtp.mail(envelope.sender)
+        except aiosmtplib.SMTPResponseException as exc:
+            await self._reset(smtp, exc.code)
+            return SendResult(exc.code, exc.message), True
+        try:
             for recipient in envelope.recipients:
                 await smtp.rcpt(recipient)
         except aiosmtplib.SMTPResponseException as exc:
             await self._reset(smtp, exc.code)
-            return SendResult(exc.code, exc.message)
+            return SendResult(exc.code, exc.message), False
         try:
             response = await smtp.data(envelope.data)
         except aiosmtplib.SMTPResponseException as exc:
             if exc.code == 421:
                 await self.close(polite=False)
-            return SendResult(exc.code, exc.message)
+            return SendResult(exc.code, exc.message), False
         except _LINK_ERRORS as exc:
             raise DeliveryUncertain(f"connection lost during DATA: {exc}") from exc
-        return SendResult(response.code, response.message)
+        return SendResult(response.code, response.message), False
 
     async def _reset(self, smtp: aiosmtplib.SMTP, code: int) -> None:
         if code == 421:
@@ -147,6 +156,7 @@ class SMTPPool:
         min_rate: float = 1.0,
         local_hostname: str | None = None,
         tls_context: ssl.SSLContext | None = None,
+        destinations: Destinations | None = None,
     ) -> None:
         self.target = SMTPTarget(url)
         self.concurrency = concurrency
@@ -159,6 +169,7 @@ class SMTPPool:
         self.throttle_factor = throttle_factor
         self.throttle_seconds = throttle_seconds
         self.min_rate = min(min_rate, rate)
+        self.destinations = destinations
         self.connections_opened = 0
         self.throttled = 0
         self._limiter = make_limiter(rate, concurrency)
@@ -213,12 +224,16 @@ class SMTPPool:
         connection = await idle.get()
         try:
             await self._acquire_rate()
-            result = await connection.transact(envelope)
+            result, from_relay = await connection.transact(envelope)
         finally:
             idle.put_nowait(connection)
         verdict = classify(result.code, result.reply)
         if verdict.throttle:
-            self.slow_down()
+            if from_relay or self.destinations is None or not envelope.recipients:
+                self.slow_down()
+            else:  # the recipient's provider asks for less: that provider alone slows
+                now = asyncio.get_running_loop().time()
+                self.destinations.slow_down(envelope.recipients[0], now)
         return result, verdict
 
     async def send(self, envelope: Envelope) -> SendResult:

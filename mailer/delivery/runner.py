@@ -22,18 +22,22 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from consent.addresses import normalise_address
 from consent.clock import Clock
 from consent.suppression import EVERY_LIST
 from consent.workflow import ConsentService, Evidence
+from mailer.app.domain_limits import DomainLimits, parse_domain_limits
 from mailer.app.settings import Settings
 from mailer.content.models import IssueStatus
 from mailer.content.newsletter import CompiledIssue
 from mailer.delivery import campaigns
 from mailer.delivery.campaigns import Summary
 from mailer.delivery.composer import Composer, signer_from
+from mailer.delivery.destinations import Destinations
+from mailer.delivery.dispatch import Dispatcher
 from mailer.delivery.ledger import LedgerUnavailable, LedgerWriter, Result
 from mailer.delivery.models import CampaignState, DeliveryStatus
 from mailer.delivery.pool import DeliveryUncertain, SMTPPool
@@ -75,6 +79,7 @@ def make_pool(s: Settings) -> SMTPPool:
         max_per_connection=s.max_per_connection,
         timeout=s.smtp_timeout,
         local_hostname=s.from_domain,
+        destinations=Destinations(parse_domain_limits(s.domain_limits), start_rate=s.rate),
     )
 
 
@@ -100,6 +105,7 @@ class CampaignRunner:
         self.issue_id = issue_id
         self.resend_uncertain = resend_uncertain
         self.pool = pool or make_pool(settings)
+        self.destinations = self.pool.destinations or Destinations(DomainLimits((), None))
         self.sleep = sleep
         self.on_progress = on_progress
         self.progress = Progress()
@@ -109,7 +115,8 @@ class CampaignRunner:
         )
         self.stopping: str | None = None  # why the run stops early (pause), if it does
         self._recent: deque[bool] = deque(maxlen=WINDOW)
-        self._last_beat = self._last_heartbeat = time.monotonic()
+        self._last_beat = time.monotonic()
+        self.runner_id = campaigns.new_runner_id()  # this run's claim, told apart from any other
         self._last_error = ""
 
     def stop(self, reason: str = "stopped by the operator") -> None:
@@ -117,8 +124,8 @@ class CampaignRunner:
 
     # -- the run ---------------------------------------------------------------
 
-    async def run(self) -> Summary:
-        clock, runner = self.clock, campaigns.runner_id()
+    def _claim(self) -> tuple[CompiledIssue, int] | Summary:
+        """Claim the campaign for this run (blocking); the summary if it was sent already."""
         with self.sessions.begin() as session:
             issue = campaigns.sendable_issue(session, self.issue_id)
             if issue.status == IssueStatus.SENT:
@@ -126,11 +133,43 @@ class CampaignRunner:
                 summary.note = f"issue {self.issue_id} was sent already; nothing to do"
                 return summary
             compiled = CompiledIssue.from_record(issue.compiled or {})
-            list_id = issue.list_id
-            campaigns.claim(session, clock, issue, runner)
-        self.composer = Composer(
-            compiled, self.settings, self.consent, signer=signer_from(self.settings)
-        )
+            campaigns.claim(session, self.clock, issue, self.runner_id)
+            return compiled, issue.list_id
+
+    async def _heartbeat(self) -> None:
+        """Beat while the run lives; stop the run if another one took the claim over."""
+        while True:
+            await asyncio.sleep(campaigns.HEARTBEAT_EVERY)  # real time: a timer, not a wait
+            try:
+                ours = await asyncio.to_thread(self._beat)
+            except SQLAlchemyError as exc:  # the next beat tries again; the claim lasts minutes
+                log.warning("issue %s: heartbeat not written: %s", self.issue_id, exc)
+                continue
+            if not ours:
+                self.stop("paused: another run took this campaign over")
+                return
+
+    def _beat(self) -> bool:
+        with self.sessions.begin() as session:
+            return campaigns.heartbeat(session, self.issue_id, self.runner_id, self.clock.now())
+
+    def _conclude(self, state: str, note: str) -> None:
+        with self.sessions.begin() as session:
+            if not campaigns.conclude(
+                session, self.clock, self.issue_id, self.runner_id, state, note
+            ):
+                log.warning("issue %s: the campaign was taken over; not concluded", self.issue_id)
+
+    async def run(self) -> Summary:
+        clock = self.clock
+        # The keys are read before the claim: a key that cannot be read leaves no claim
+        # behind that would refuse the next run until it expires.
+        signer = signer_from(self.settings)
+        opened = await asyncio.to_thread(self._claim)
+        if isinstance(opened, Summary):
+            return opened
+        compiled, list_id = opened
+        self.composer = Composer(compiled, self.settings, self.consent, signer=signer)
         self.ledger = LedgerWriter(self.engine, self.issue_id, list_id)
         self.source = RecipientSource(
             self.engine,
@@ -140,26 +179,28 @@ class CampaignRunner:
             secret_key=self.settings.secret_key,
             batch_size=self.settings.batch_size,
         )
-        found, requeued = self.ledger.recover(self.resend_uncertain)
         state: str = CampaignState.PAUSED
         note = "the run ended unexpectedly"
+        beating = asyncio.create_task(self._heartbeat())
         try:
+            found, requeued = await self.ledger.recover(self.resend_uncertain)
             async with self.pool:
                 await self._pass(self.source.first_pass(clock.now()))
                 if not self.stopping:
-                    self._cancel_lost_consent()
+                    await self._cancel_lost_consent()
                 state, note = await self._retry_until_done()
         finally:
+            beating.cancel()
+            await asyncio.gather(beating, return_exceptions=True)
             unwritten = await self._drain()
             if unwritten is not None:  # never conclude a run whose replies are not written
                 state, note = CampaignState.PAUSED, f"paused: {unwritten}"
             try:
-                counts = self.ledger.counts() if unwritten is None else {}
-                next_retry = self.ledger.next_retry() if unwritten is None else None
+                counts = await self.ledger.counts() if unwritten is None else {}
+                next_retry = await self.ledger.next_retry() if unwritten is None else None
             finally:
-                self.ledger.close()
-            with self.sessions.begin() as session:
-                campaigns.conclude(session, clock, self.issue_id, state, note)
+                await self.ledger.close()
+            await asyncio.to_thread(self._conclude, state, note)
         if unwritten is not None:
             raise LedgerUnavailable(unwritten)
         return Summary(self.issue_id, state, counts, found, requeued, note, next_retry)
@@ -172,18 +213,19 @@ class CampaignRunner:
             return str(exc)
         return None
 
-    def _cancel_lost_consent(self) -> None:
+    async def _cancel_lost_consent(self) -> None:
         reason = "not sent: consent ended before this copy was sent"
-        self.progress.cancelled += self.ledger.cancel_without_consent(reason)
-        self.progress.cancelled += self.ledger.cancel(self.source.suppressed_owed(), reason)
+        self.progress.cancelled += await self.ledger.cancel_without_consent(reason)
+        suppressed = await asyncio.to_thread(self.source.suppressed_owed)
+        self.progress.cancelled += await self.ledger.cancel(suppressed, reason)
 
     async def _retry_until_done(self) -> tuple[str, str]:
         while not self.stopping:
             await self._pass(self.source.retries(self.clock.now()))
             if self.stopping:
                 break
-            self._cancel_lost_consent()
-            due = self.ledger.next_retry()
+            await self._cancel_lost_consent()
+            due = await self.ledger.next_retry()
             if due is None:
                 return CampaignState.FINISHED, ""
             wait = (due - self.clock.now()).total_seconds()
@@ -208,43 +250,46 @@ class CampaignRunner:
                     break
                 for recipient in batch:
                     await queue.put(recipient)
-            for _ in range(workers):
-                await queue.put(None)
+            await queue.put(None)
 
         producer = asyncio.create_task(produce())
+        dispatcher = Dispatcher(queue, self.destinations)
         try:
             # Every worker ends its copy in flight before the pass ends, even when one
             # fails: a reply recorded after the ledger closed would be lost.
             ended = await asyncio.gather(
-                *(self._work(queue) for _ in range(workers)), return_exceptions=True
+                *(self._work(dispatcher) for _ in range(workers)), return_exceptions=True
             )
         finally:
             producer.cancel()
             await asyncio.gather(producer, return_exceptions=True)
-            self._flush_or_pause()
+            await self._flush_or_pause()
         for outcome in ended:
             if isinstance(outcome, BaseException):
                 raise outcome
         if producer.done() and not producer.cancelled() and producer.exception():
             raise producer.exception()  # type: ignore[misc]
 
-    def _flush_or_pause(self) -> None:
+    async def _flush_or_pause(self) -> None:
         try:
-            self.ledger.flush()
+            await self.ledger.flush()
         except LedgerUnavailable as exc:  # the replies stay kept for the run's last drain
             self.stop(f"paused: {exc}")
 
-    async def _work(self, queue: asyncio.Queue[Recipient | None]) -> None:
+    async def _work(self, dispatcher: Dispatcher) -> None:
         try:
             while not self.stopping:
-                try:
-                    recipient = queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    self._flush_or_pause()  # nothing is left unwritten while we wait
-                    recipient = await queue.get()
-                if recipient is None:
+                if dispatcher.queue.empty():
+                    await self._flush_or_pause()  # nothing is left unwritten while we wait
+                turn = await dispatcher.next()
+                if turn is None:
                     return
-                await self._send(recipient)
+                recipient, gate = turn
+                try:
+                    await self._send(recipient)
+                finally:
+                    if gate is not None:
+                        gate.leave()
         except LedgerUnavailable as exc:
             self.stop(f"paused: {exc}")
         except BaseException:
@@ -260,12 +305,12 @@ class CampaignRunner:
             address = mail_address(recipient.email)
             data = self.composer.compose(recipient, message_id, now)
         except HeaderInjection as exc:  # a row stored before addresses were checked as now
-            self.progress.cancelled += self.ledger.cancel(
+            self.progress.cancelled += await self.ledger.cancel(
                 [recipient.delivery_id], f"not sent: {exc}"
             )
             return
         if not await self.ledger.begin(recipient.delivery_id, message_id, now):
-            self.progress.cancelled += self.ledger.cancel(
+            self.progress.cancelled += await self.ledger.cancel(
                 [recipient.delivery_id], "not sent: consent ended before this copy was sent"
             )
             return
@@ -285,8 +330,9 @@ class CampaignRunner:
             self._defer(recipient, reply.code, reply.reply)
         elif verdict.outcome is Outcome.BOUNCED:
             self._record(recipient, DeliveryStatus.BOUNCED, reply.code, reply.reply)
-            self.ledger.flush()
-            self.consent.suppress(
+            await self.ledger.flush()
+            await asyncio.to_thread(
+                self.consent.suppress,
                 recipient.email,
                 EVERY_LIST,
                 "hard-bounce",
@@ -352,10 +398,6 @@ class CampaignRunner:
         if self.on_progress is not None:
             self.on_progress(self.progress)
         self._last_beat = moment
-        if moment - self._last_heartbeat >= 5:
-            self._last_heartbeat = moment
-            with self.sessions.begin() as session:
-                campaigns.heartbeat(session, self.issue_id, self.clock.now())
 
 
 def prepare_test_copy(

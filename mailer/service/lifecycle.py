@@ -59,6 +59,13 @@ def build_scheduler(runtime: Runtime) -> Scheduler:
     )
 
 
+async def stop_campaigns(runtime: Runtime, timeout: float = 60) -> None:
+    """Ask every campaign of this process to pause, and wait until it has recorded it."""
+    runtime.campaigns.stop()
+    if not await runtime.campaigns.wait_idle(timeout):
+        log.warning("campaigns still running after %g s: %s", timeout, runtime.campaigns.live)
+
+
 class Service:
     """What `mailer serve` runs beside the web app: the scheduler, stopped cleanly."""
 
@@ -83,13 +90,14 @@ class Service:
         asyncio executor cancels running jobs at shutdown, which would cut a campaign
         between its `sending` mark and the server's reply.
         """
-        if self.scheduler is None:
-            return
         log.info("stopping: waiting for running jobs to finish")
-        self.scheduler.pause()
-        self.runtime.schedules.publisher.stop()  # running campaigns pause cleanly
-        await self.scheduler.wait_idle(timeout=60)
-        self.scheduler.shutdown()
+        if self.scheduler is not None:
+            self.scheduler.pause()
+        # Every campaign of this process pauses cleanly, the API's as the scheduler's.
+        await stop_campaigns(self.runtime)
+        if self.scheduler is not None:
+            await self.scheduler.wait_idle(timeout=60)
+            self.scheduler.shutdown()
         log.info("stopped")
 
     async def smtp_status(self) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 from fastapi.templating import Jinja2Templates
@@ -47,6 +49,17 @@ class MailerApp(FastAPI):
         return SecurityHeaders(stack, hsts=settings.base_url.startswith("https://"))
 
 
+@asynccontextmanager
+async def _campaigns_only(app: Any) -> AsyncIterator[None]:
+    """Without the service: campaigns started through the API still pause on the way out."""
+    try:
+        yield
+    finally:
+        campaigns = app.state.runtime.campaigns
+        campaigns.stop()
+        await campaigns.wait_idle(60)
+
+
 def create_app(runtime: Runtime, service: Service | None = None) -> FastAPI:
     app = MailerApp(
         title="mailer",
@@ -56,7 +69,7 @@ def create_app(runtime: Runtime, service: Service | None = None) -> FastAPI:
         redoc_url=None,
         # The slash redirect is built from the Host header; a wrong path is a 404.
         redirect_slashes=False,
-        lifespan=service.lifespan if service else None,
+        lifespan=service.lifespan if service else _campaigns_only,
     )
     app.state.runtime = runtime
     app.state.service = service

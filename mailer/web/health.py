@@ -1,4 +1,4 @@
-"""GET /healthz: the database, the SMTP relay and the scheduler, each in a word."""
+"""GET /healthz: the database, the SMTP relay and the scheduler, each in a word; the workers."""
 
 from __future__ import annotations
 
@@ -12,11 +12,23 @@ from mailer.app.wiring import Runtime
 router = APIRouter()
 
 
+def _workers(runtime: Runtime) -> list[dict[str, object]]:
+    """The delivery workers alive, their last heartbeat and the batches they are sending."""
+    from mailer.delivery.queue import workers
+
+    return [
+        {"id": w.id, "last_heartbeat": w.last_heartbeat.isoformat(), "jobs": w.jobs}
+        for w in workers(runtime.engine)
+    ]
+
+
 @router.get("/healthz", tags=["health"])
 async def healthz(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
     body: dict[str, object] = {"database": await run_in_threadpool(db.ping, runtime.engine)}
     service = getattr(request.app.state, "service", None)
+    if runtime.engine.dialect.name == "postgresql" and body["database"] == "ok":
+        body["workers"] = await run_in_threadpool(_workers, runtime)
     if service is not None:
         body["smtp"] = await service.smtp_status()
         body["scheduler"] = service.scheduler_status()

@@ -18,7 +18,8 @@ from typer.testing import CliRunner
 
 from mailer.app.wiring import Runtime
 from mailer.cli import app
-from mailer.delivery.models import Delivery
+from mailer.delivery.campaigns import HEARTBEAT_STALE
+from mailer.delivery.models import Campaign, Delivery
 from tests.conftest import SMTPServer
 from tests.delivery_fixtures import approved_issue, subscribe
 
@@ -89,6 +90,15 @@ def test_sigkill_then_resume_gives_everyone_one_copy(
     at_crash = Counter(statuses(runtime, issue_id).values())
     assert at_crash["sending"] <= CONNECTIONS
     assert at_crash["sent"] < len(emails)
+
+    # The dead run's claim holds until its heartbeat expires; no process id is checked.
+    refused = CliRunner().invoke(app, ["issues", "send", str(issue_id), "--quiet"], env=env)
+    assert refused.exit_code == 1, refused.output
+    assert "if that run is gone, its claim expires at" in refused.output
+    with runtime.sessions.begin() as session:  # two minutes pass (the child's clock is real)
+        claimed = session.get(Campaign, issue_id)
+        assert claimed is not None and claimed.state == "running"
+        claimed.heartbeat_at -= HEARTBEAT_STALE
 
     result = CliRunner().invoke(app, ["issues", "send", str(issue_id), "--quiet"], env=env)
     assert result.exit_code == 0, result.output

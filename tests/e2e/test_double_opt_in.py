@@ -367,10 +367,13 @@ def test_preferences_show_and_change_lists_and_name(
     assert smtp_server.received[-1].message["To"] == f'"Ada L." <{ADDRESS}>'
 
 
-def test_healthz(client: TestClient) -> None:
+def test_healthz(client: TestClient, runtime: Runtime) -> None:
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok"}
+    expected: dict[str, object] = {"status": "ok", "database": "ok"}
+    if runtime.engine.dialect.name == "postgresql":
+        expected["workers"] = []  # the delivery workers alive: none here
+    assert response.json() == expected
 
 
 def test_admin_api_needs_the_bearer_token(

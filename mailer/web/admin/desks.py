@@ -6,12 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
-from fastapi import HTTPException, Request
+from fastapi import Request
+from starlette.concurrency import run_in_threadpool
 
 from mailer.accounts.users import UserService
 from mailer.app.wiring import Runtime
-from mailer.delivery.campaigns import NotSendable
+from mailer.delivery.campaigns import CampaignBusy, NotSendable
 from mailer.web.admin.auth import runtime_of
+from mailer.web.api.delivery import delivery_out
 from mailer.workspace.audit import AuditDesk
 from mailer.workspace.issues import IssueDesk
 from mailer.workspace.people import ListDesk
@@ -60,19 +62,17 @@ def desks(request: Request) -> Desks:
 
 
 async def start_campaign(request: Request, issue_id: int) -> None:
-    """Start the send of an approved issue. The ONE call from the workspace into the
-    campaign machinery: today the admin API's entry point (mailer/web/api/delivery.py)."""
-    from mailer.web.api import delivery
-
+    """Start the send of an approved issue: the ONE call from the workspace into the
+    process's campaign service (the run lives under the service's supervisor)."""
+    service = runtime_of(request).campaigns
     try:
-        await delivery.send(issue_id, delivery.SendIn(), request, runtime_of(request))
-    except HTTPException as exc:
-        raise NotSendable(str(exc.detail)) from None
+        await run_in_threadpool(service.check_sendable, issue_id)  # never on the event loop
+        service.start(issue_id)
+    except CampaignBusy as exc:
+        raise NotSendable(str(exc)) from None
 
 
 async def campaign_progress(request: Request, issue_id: int) -> dict[str, object]:
     """Where the send stands, as the admin API tells it (counts, state, the live run)."""
-    from mailer.web.api import delivery
-
-    found = await delivery.delivery(issue_id, request, runtime_of(request))
-    return found.model_dump()
+    view = await runtime_of(request).campaigns.view(issue_id)
+    return delivery_out(issue_id, view).model_dump()
