@@ -80,6 +80,9 @@ class Settings(BaseSettings):
         default="5/minute", description="one-click POST /unsubscribe per link"
     )
 
+    # -- issue 13: the cluster catalogue (docs/clusters.md) --
+    proposal_rate: str = Field(default="5/hour", description="POST /clusters/propose per client")
+
     @field_validator("smtp_url")
     @classmethod
     def _smtp_url(cls, value: str) -> str:
@@ -88,7 +91,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "subscribe_rate", "confirm_rate", "preferences_rate", "unsubscribe_rate",
-        "unsubscribe_token_rate",
+        "unsubscribe_token_rate", "proposal_rate",
     )  # fmt: skip
     @classmethod
     def _rate(cls, value: str) -> str:

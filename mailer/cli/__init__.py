@@ -11,6 +11,7 @@ import typer
 
 from mailer.cli import (
     bounces,
+    clusters,
     consent,
     consent_report,
     db,
@@ -47,6 +48,8 @@ issues.app.command("send")(delivery.send)
 app.add_typer(bounces.app, name="bounces")
 app.add_typer(delivery.audit_app, name="audit")
 app.add_typer(schedules.app, name="schedules")
+# issue 13
+app.add_typer(clusters.app, name="clusters")
 
 
 def main() -> None:

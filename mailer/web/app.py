@@ -10,7 +10,7 @@ from starlette.types import ASGIApp
 
 from mailer.app.wiring import Runtime
 from mailer.mail.render import TEMPLATES
-from mailer.web import docs, errors, health, pages, selfservice
+from mailer.web import clusters, docs, errors, health, pages, selfservice
 from mailer.web.api import delivery, issues, lists
 from mailer.web.guards.admin import AdminGate
 from mailer.web.guards.bodylimit import BodyLimit
@@ -63,6 +63,7 @@ def create_app(runtime: Runtime, service: Service | None = None) -> FastAPI:
         lists.router,
         issues.router,
         delivery.router,
+        clusters.router,  # issue 13
     ):
         app.include_router(router)
     docs.install(app)
