@@ -22,8 +22,10 @@ from mailer.cli import (
     issues,
     lists,
     schedules,
+    segments,
     serve,
     subscribers,
+    topics,
 )
 
 app = typer.Typer(
@@ -50,6 +52,10 @@ app.add_typer(delivery.audit_app, name="audit")
 app.add_typer(schedules.app, name="schedules")
 # issue 13
 app.add_typer(clusters.app, name="clusters")
+app.add_typer(segments.app, name="segments")
+app.add_typer(topics.app, name="topics")
+app.add_typer(topics.profiles_app, name="profiles")
+events.app.command("survey")(events.events_survey)
 
 
 def main() -> None:

@@ -1,5 +1,5 @@
-"""`mailer clusters ...`: the catalogue (import, list, show, edit) and the public form's
-proposals."""
+"""`mailer clusters ...`: the catalogue (import, list, show, edit), the public form's
+proposals, and the cluster of the month."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import typer
 from rich.table import Table
 
 from mailer.cli.common import JsonOpt, dump, err, fail, out, print_json, runtime
-from mailer.clusters import catalogue, importer, proposals
+from mailer.clusters import catalogue, importer, month, proposals
 from mailer.clusters.catalogue import Changes, Filters
 
-app = typer.Typer(help="The cluster catalogue.", no_args_is_help=True)
+app = typer.Typer(help="The cluster catalogue and the cluster of the month.", no_args_is_help=True)
 proposals_app = typer.Typer(help="Proposals from the public form.", no_args_is_help=True)
 app.add_typer(proposals_app, name="proposals")
 
@@ -117,6 +117,45 @@ def clusters_edit(
     with runtime() as rt, rt.sessions.begin() as session, _errors():
         cluster = catalogue.edit(session, rt.clock.now(), name, changes)
         out.print(f"cluster {cluster.name!r} updated")
+
+
+@app.command("month")
+def clusters_month(
+    which: Annotated[
+        str | None, typer.Option("--month", help="e.g. 2026-12 (default: now)")
+    ] = None,
+    pick: Annotated[str | None, typer.Option(help="The editor's pick, instead of the rule")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Choose the month's cluster by the rule (or take --pick) and record it."""
+    from mailer.content import spotlight
+
+    with runtime() as rt, rt.sessions.begin() as session, _errors():
+        chosen = spotlight.choose(session, rt.clock.now(), which, pick)
+        record = spotlight.month_record(chosen)
+    if as_json:
+        print_json([record])
+        return
+    out.print(
+        f"cluster of {record['month']}: [bold]{record['cluster']}[/] ({record['how']}:"
+        f" {record['reason']})"
+    )
+
+
+@app.command("months")
+def clusters_months(as_json: JsonOpt = False) -> None:
+    """The clusters of past and coming months."""
+    from mailer.content import spotlight
+
+    with runtime() as rt, rt.sessions() as session:
+        records = [spotlight.month_record(m) for m in month.history(session)]
+    if as_json:
+        print_json(records)
+        return
+    table = Table("month", "cluster", "how", "why")
+    for r in records:
+        table.add_row(r["month"], r["cluster"], r["how"], r["reason"])
+    out.print(table)
 
 
 @proposals_app.command("list")

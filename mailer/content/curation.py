@@ -22,6 +22,7 @@ from consent.addresses import InvalidInput, clean_text
 from consent.clock import Clock
 from consent.lists import get_list
 from consent.models import MailingList
+from mailer.content import additions, surveys
 from mailer.content.events import upcoming
 from mailer.content.issue_content import build_content
 from mailer.content.models import FeedItem, Issue, IssueEntry, IssueStatus
@@ -267,8 +268,9 @@ def approve_issue(
     if not any(e.included for e in issue.entries) and not issue.introduction.strip():
         raise InvalidInput(f"issue {issue.id} is empty: include an entry or write an introduction")
     now = clock.now()
-    content = build_content(issue, now)
+    content = build_content(issue, now, additions.gather(session, issue, now, settle=True))
     compiled = compile_issue(renderer, content)
+    surveys.claim(session, issue, now)  # issue 13: shown once, by this issue
     issue.content = content.as_record()
     issue.compiled = compiled.as_record()
     issue.issue_date = now.astimezone(ZoneInfo(issue.mailing_list.timezone)).date()
@@ -287,6 +289,7 @@ def reopen_issue(
     if issue.status != IssueStatus.APPROVED:
         raise IssueFrozen(f"issue {issue.id} is {issue.status.value}: it cannot be reopened")
     issue.status = IssueStatus.DRAFT
+    surveys.release(session, issue)  # issue 13: the next approval shows them
     issue.content = issue.compiled = None
     issue.approved_at = None
     issue.updated_at = clock.now()

@@ -55,15 +55,33 @@ class Composer:
             subject = TEST_SUBJECT_PREFIX + subject
             static["X-Mailer-Test"] = "a test copy for an editor, not part of the campaign"
         self.test = test
-        self.skeleton = Skeleton.build(
-            sender=messages.sender_mailbox(settings.from_),
-            subject=subject,
-            text=Part.from_parts("plain", compiled.text_parts),
-            html_source=Part.from_parts("html", compiled.html_parts, escape=html.escape),
-            headers=static,
-        )
+        self.compiled = compiled
+        self._sender, self._subject, self._static = settings.from_, subject, static
+        # issue 13: one skeleton per set of sections shown (readers' topics), built on first use
+        self._skeletons: dict[frozenset[int], Skeleton] = {}
+        self._by_topics: dict[frozenset[str] | None, Skeleton] = {}
+        self.skeleton = self._skeleton(None)
         self._date_second = -1
         self._date = ""
+
+    def _skeleton(self, topics: frozenset[str] | None) -> Skeleton:
+        known = self._by_topics.get(topics)
+        if known is not None:
+            return known
+        shown = self.compiled.visible(topics)
+        found = self._skeletons.get(shown)
+        if found is None:
+            compiled = self.compiled.variant(topics)
+            found = self._skeletons[shown] = Skeleton.build(
+                sender=messages.sender_mailbox(self._sender),
+                subject=self._subject,
+                text=Part.from_parts("plain", compiled.text_parts),
+                html_source=Part.from_parts("html", compiled.html_parts, escape=html.escape),
+                headers=self._static,
+            )
+        if len(self._by_topics) < 4096:
+            self._by_topics[topics] = found
+        return found
 
     def date(self, now: datetime) -> str:
         second = int(now.timestamp())
@@ -96,7 +114,10 @@ class Composer:
                 f"{self.base_url}/preferences/{self.consent.preferences_token(recipient.ref)}"
             ),
         }
-        data = self.skeleton.message(
+        skeleton = (
+            self._skeleton(recipient.topics) if self.compiled.section_topics else self.skeleton
+        )
+        data = skeleton.message(
             date=self.date(now),
             # The stored address, the name shown literally: the same address the
             # envelope names (mailer.delivery.runner), never one read back from a header.

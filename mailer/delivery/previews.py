@@ -19,6 +19,7 @@ from consent.addresses import InvalidInput
 from consent.clock import Clock
 from consent.workflow import ConsentService
 from mailer.app.settings import Settings
+from mailer.content import additions
 from mailer.content.curation import get_issue
 from mailer.content.issue_content import build_content
 from mailer.content.models import IssueStatus
@@ -77,7 +78,9 @@ def preview(
         if issue.compiled is not None and issue.status != IssueStatus.DRAFT:
             compiled = CompiledIssue.from_record(issue.compiled)
         else:
-            compiled = compile_issue(renderer, build_content(issue, clock.now()))
+            now = clock.now()  # issue 13: the extras as approval would add them, unrecorded
+            extras = additions.gather(session, issue, now, settle=False)
+            compiled = compile_issue(renderer, build_content(issue, now, extras))
         status = issue.status.value
     composer = Composer(compiled, settings, consent, signer=signer_from(settings))
     sample = Recipient(0, 0, SAMPLE_REF, SAMPLE_EMAIL, SAMPLE_NAME)

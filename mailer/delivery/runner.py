@@ -29,6 +29,8 @@ from consent.clock import Clock
 from consent.suppression import EVERY_LIST
 from consent.workflow import ConsentService, Evidence
 from mailer.app.settings import Settings
+from mailer.audience import segments
+from mailer.content import targets
 from mailer.content.models import IssueStatus
 from mailer.content.newsletter import CompiledIssue
 from mailer.delivery import campaigns
@@ -127,6 +129,8 @@ class CampaignRunner:
                 return summary
             compiled = CompiledIssue.from_record(issue.compiled or {})
             list_id = issue.list_id
+            target = targets.target_of(session, issue.id)  # issue 13: a segment, or all
+            where = segments.condition(list_id, target.filter) if target else None
             campaigns.claim(session, clock, issue, runner)
         self.composer = Composer(
             compiled, self.settings, self.consent, signer=signer_from(self.settings)
@@ -139,6 +143,8 @@ class CampaignRunner:
             list_slug=compiled.list_slug,
             secret_key=self.settings.secret_key,
             batch_size=self.settings.batch_size,
+            where=where,
+            topics=bool(compiled.section_topics),
         )
         found, requeued = self.ledger.recover(self.resend_uncertain)
         state: str = CampaignState.PAUSED

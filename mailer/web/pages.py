@@ -21,8 +21,17 @@ from consent.preferences import show as show_preferences
 from consent.preferences import update as update_preferences
 from consent.workflow import Evidence
 from mailer.app.wiring import Runtime
+from mailer.audience import signup
 from mailer.web import csrf
 from mailer.web.errors import error_response, wants_json
+from mailer.web.profile_fields import (
+    choices,
+    given_form,
+    given_json,
+    given_values,
+    profile_context,
+    save_profile,
+)
 from mailer.web.ratelimit import ClientLimits, KeyedLimits, RequestLimits
 
 router = APIRouter(include_in_schema=False)
@@ -135,8 +144,19 @@ async def subscribe_form(request: Request, slug: str) -> Response:
     return page(
         request,
         "subscribe.html",
-        {"list": view, "record_ip": runtime.settings.record_ip, "values": {}, "error": None},
+        {
+            "list": view,
+            "record_ip": runtime.settings.record_ip,
+            "values": {},
+            "error": None,
+            **await run_in_threadpool(_questions, runtime, slug),
+        },
     )
+
+
+def _questions(runtime: Runtime, slug: str) -> dict[str, Any]:
+    """The list's optional questions and the choices they offer (issue 13)."""
+    return {"questions": signup.form(runtime.consent, slug), **choices(runtime)}
 
 
 @router.post("/subscribe/{slug}")
@@ -151,6 +171,7 @@ async def subscribe(request: Request, slug: str) -> Response:
             raise InvalidInput("email (a string) is required; name must be a string")
         consent_given = consent is True
         source = "api"
+        given = given_json(body)
     else:
         form = await read_form(request)
         csrf.check(request, runtime.settings.secret_key, form.get(csrf.FIELD))
@@ -158,16 +179,19 @@ async def subscribe(request: Request, slug: str) -> Response:
         name = str(form.get("name") or "")
         consent_given = form.get("consent") == "yes"
         source = "form"
+        given = given_form(form)
     evidence = _evidence(request, method="double-opt-in", source=f"{source}:/subscribe/{slug}")
     try:
         announcements = await run_in_threadpool(
-            runtime.consent.request, slug, email, name, evidence, consent_given=consent_given
+            lambda: signup.request(
+                runtime.consent, slug, email, name, evidence, given, consent_given=consent_given
+            )
         )
     except InvalidInput as exc:
         if wants_json(request):
             raise
         view = await run_in_threadpool(_list_view, runtime, slug)
-        values = {"email": email, "name": name}
+        values = {"email": email, "name": name, **given_values(given)}
         return page(
             request,
             "subscribe.html",
@@ -176,6 +200,7 @@ async def subscribe(request: Request, slug: str) -> Response:
                 "record_ip": runtime.settings.record_ip,
                 "values": values,
                 "error": str(exc),
+                **await run_in_threadpool(_questions, runtime, slug),
             },
             status=422,
         )
@@ -211,7 +236,7 @@ async def confirm(request: Request, token: str) -> Response:
     form = await read_form(request)
     csrf.check(request, runtime.settings.secret_key, form.get(csrf.FIELD))
     result = await run_in_threadpool(
-        runtime.consent.confirm, token, _evidence(request, "double-opt-in", "form:/confirm")
+        signup.confirm, runtime.consent, token, _evidence(request, "double-opt-in", "form:/confirm")
     )
     await runtime.mail.deliver(result.announcements)
     view = await run_in_threadpool(_list_view, runtime, result.list_slug)
@@ -271,7 +296,7 @@ async def unsubscribe(request: Request, token: str) -> Response:
 
 def _preferences_context(runtime: Runtime, token: str) -> dict[str, Any]:
     prefs = show_preferences(runtime.consent, token)
-    return {"prefs": prefs, "token": token, "saved": False}
+    return {"prefs": prefs, "token": token, "saved": False, **profile_context(runtime, token)}
 
 
 @router.get("/preferences/{token}")
@@ -299,4 +324,9 @@ async def preferences(request: Request, token: str) -> Response:
         _evidence(request, "preferences", "form:/preferences"),
     )
     await runtime.mail.deliver(announcements)
-    return page(request, "preferences.html", {"prefs": prefs, "token": token, "saved": True})
+    evidence = _evidence(request, "preferences", "form:/preferences")
+    await run_in_threadpool(save_profile, runtime, token, form, evidence)  # issue 13
+    context = await run_in_threadpool(profile_context, runtime, token)
+    return page(
+        request, "preferences.html", {"prefs": prefs, "token": token, "saved": True, **context}
+    )
