@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,8 @@ class Row:
     consented_at: datetime | None
     source: str
     text: str
+    # Values of the extra columns another domain reads (see consent.imports.ExtraColumns).
+    extra: dict[str, str] = field(default_factory=dict)
 
 
 def _lines(path: Path) -> Iterator[str]:
@@ -42,29 +44,30 @@ def _lines(path: Path) -> Iterator[str]:
                 ) from None
 
 
-def _header(reader: Any) -> list[str]:
+def _header(reader: Any, extra: tuple[str, ...] = ()) -> list[str]:
     try:
         header = next(reader)
     except StopIteration:
         raise ImportRefused("the file is empty: it needs a header line (email,name,...)") from None
     names = [h.strip().lower() for h in header]
     missing = [c for c in REQUIRED if c not in names]
-    unknown = [n for n in names if n not in REQUIRED + OPTIONAL]
+    unknown = [n for n in names if n not in REQUIRED + OPTIONAL + extra]
     if missing or unknown:
         raise ImportRefused(
             "line 1: the header must name the columns email and name, and may add "
-            f"{', '.join(OPTIONAL)}; found {', '.join(repr(n) for n in names) or 'nothing'}"
+            f"{', '.join(OPTIONAL + extra)}; found"
+            f" {', '.join(repr(n) for n in names) or 'nothing'}"
         )
     if len(set(names)) != len(names):
         raise ImportRefused("line 1: the header names a column twice")
     return names
 
 
-def records(path: Path) -> Iterator[tuple[int, list[str], list[str]]]:
+def records(path: Path, extra: tuple[str, ...] = ()) -> Iterator[tuple[int, list[str], list[str]]]:
     """(line where the record starts, header, fields); refuses broken quoting."""
     reader = csv.reader(_lines(path), strict=True)
     try:
-        header = _header(reader)
+        header = _header(reader, extra)
         while True:
             start = reader.line_num + 1
             try:
@@ -77,24 +80,25 @@ def records(path: Path) -> Iterator[tuple[int, list[str], list[str]]]:
         raise ImportRefused(f"line {reader.line_num}: the CSV quoting is broken ({exc})") from None
 
 
-def check_file(path: Path) -> int:
+def check_file(path: Path, extra: tuple[str, ...] = ()) -> int:
     """Refuse a file whose header, encoding or quoting is broken; its number of records."""
     if not path.is_file():
         raise ImportRefused(f"no such file: {path}")
-    return sum(1 for _ in records(path))
+    return sum(1 for _ in records(path, extra))
 
 
 def parse(line: int, header: list[str], fields: list[str], now: datetime) -> Row:
     if len(fields) != len(header):
         raise InvalidInput(f"expected {len(header)} fields, found {len(fields)}")
     value = dict(zip(header, fields, strict=True))
+    extra = {k: v for k, v in value.items() if k not in REQUIRED + OPTIONAL}
     email = normalise_address(value["email"])
     name = clean_name(value["name"])
     raw_at = value.get("consented_at", "").strip()
     source = value.get("consent_source", "").strip()
     consent_text = value.get("consent_text", "").strip()
     if not raw_at and not source:
-        return Row(line, email, name, None, "", "")
+        return Row(line, email, name, None, "", "", extra)
     if not raw_at or not source:
         raise InvalidInput("evidence needs both consented_at and consent_source")
     try:
@@ -108,5 +112,11 @@ def parse(line: int, header: list[str], fields: list[str], now: datetime) -> Row
     if len(consent_text) > 5000:
         raise InvalidInput("consent_text is longer than 5000 characters")
     return Row(
-        line, email, name, consented_at, clean_text(source, "consent_source", 500), consent_text
+        line,
+        email,
+        name,
+        consented_at,
+        clean_text(source, "consent_source", 500),
+        consent_text,
+        extra,
     )

@@ -13,11 +13,11 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from sqlalchemy import Engine, Table, bindparam, insert, select, text, update
 from sqlalchemy.orm import Session
@@ -37,7 +37,7 @@ from consent.workflow import (
     next_state,
 )
 
-__all__ = ["ImportRefused", "ImportResult", "RowProblem", "import_csv"]
+__all__ = ["ExtraColumns", "ImportRefused", "ImportResult", "RowProblem", "import_csv"]
 
 METHOD = "import"
 BATCH = 1000
@@ -48,6 +48,27 @@ _SUBSCRIPTIONS = cast(Table, Subscription.__table__)
 _SEEN_QUERY = text(f"SELECT digest FROM {_SEEN} WHERE digest IN :d").bindparams(
     bindparam("d", expanding=True)
 )
+
+
+class ExtraColumns(Protocol):
+    """Optional columns another domain reads from an import (consent never imports it).
+
+    `check` turns a row's values into what `store` takes, or raises InvalidInput (the
+    row is then reported and skipped); `store` runs in the batch's transaction with
+    (subscriber id, imported active, checked) for every row written.
+    """
+
+    names: tuple[str, ...]
+
+    def check(self, session: Session, list_id: int, values: Mapping[str, str]) -> Any: ...
+
+    def store(
+        self,
+        session: Session,
+        list_id: int,
+        rows: Sequence[tuple[int, bool, Any]],
+        now: datetime,
+    ) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -101,8 +122,26 @@ class _Batch:
         self.entries: list[ledger.Entry] = []
         self.subscriptions: list[dict[str, Any]] = []
         self.announcements: list[Announcement] = []
+        self.checked: dict[int, Any] = {}  # line -> the extra columns, checked
+        self.written: list[tuple[int, bool, Any]] = []
+
+    def _check_extra(self, rows: list[Row]) -> list[Row]:
+        columns = self.job.columns
+        if columns is None:
+            return rows
+        kept = []
+        for row in rows:
+            try:
+                self.checked[row.line] = columns.check(self.session, self.job.list_id, row.extra)
+            except InvalidInput as exc:
+                self.job.result.invalid += 1
+                self.job.result.note(row.line, str(exc))
+                continue
+            kept.append(row)
+        return kept
 
     def run(self) -> list[Announcement]:
+        self.rows = self._check_extra(self.rows)
         s, job, rows = self.session, self.job, self.rows
         digests = {r.email: address_hmac(job.secret, r.email) for r in rows}
         wanted = list(set(digests.values()))
@@ -177,6 +216,8 @@ class _Batch:
             self._write(row, ref, key, person_id if person_id is not None else ids[ref], sub)
         if self.subscriptions:
             s.execute(insert(_SUBSCRIPTIONS), self.subscriptions)
+        if job.columns is not None and self.written:
+            job.columns.store(s, job.list_id, self.written, self.now)
         ledger.append_many(s, self.entries)
         return self.announcements
 
@@ -239,6 +280,7 @@ class _Batch:
             "ended_at": None,
             "confirmation_sent_at": None if confirmed_at else now,
         }
+        self.written.append((person_id, confirmed_at is not None, self.checked.get(row.line)))
         if sub is None:
             values.update(subscriber_id=person_id, list_id=job.list_id)
             self.subscriptions.append(values)
@@ -272,6 +314,7 @@ class _Job:
     source: str
     secret: str
     result: ImportResult
+    columns: ExtraColumns | None = None
 
 
 def import_csv(
@@ -283,6 +326,7 @@ def import_csv(
     announce: Callable[[Sequence[Announcement]], object] | None = None,
     batch_size: int = BATCH,
     on_progress: Callable[[ImportResult], object] | None = None,
+    columns: ExtraColumns | None = None,
 ) -> ImportResult:
     """Import `path` into `list_slug`: rows with evidence (consented_at and
     consent_source) become active with method "import"; rows without become
@@ -303,8 +347,10 @@ def import_csv(
             f"import:{path.name}"[:200],
             service.policy.secret_key,
             ImportResult(),
+            columns,
         )
-    check_file(path)
+    extra = columns.names if columns is not None else ()
+    check_file(path, extra)
     with engine.connect() as connection:
         connection.execute(
             text(f"CREATE TEMP TABLE IF NOT EXISTS {_SEEN} (digest CHAR(64) PRIMARY KEY)")
@@ -313,7 +359,7 @@ def import_csv(
         connection.commit()
         try:
             rows: list[Row] = []
-            for line, header, fields in records(path):
+            for line, header, fields in records(path, extra):
                 job.result.rows += 1
                 try:
                     rows.append(parse(line, header, fields, service.clock.now()))

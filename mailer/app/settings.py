@@ -142,6 +142,9 @@ class Settings(BaseSettings):
         parse_domain_limits(value)  # a mistyped limit fails at start, not mid-campaign
         return value
 
+    # -- issue 13: the cluster catalogue (docs/clusters.md) --
+    proposal_rate: str = Field(default="5/hour", description="POST /clusters/propose per client")
+
     @field_validator("smtp_url")
     @classmethod
     def _smtp_url(cls, value: str) -> str:
@@ -151,6 +154,7 @@ class Settings(BaseSettings):
     @field_validator(
         "subscribe_rate", "confirm_rate", "preferences_rate", "unsubscribe_rate",
         "unsubscribe_token_rate", "contribute_rate", "click_rate",
+        "unsubscribe_token_rate", "proposal_rate",
     )  # fmt: skip
     @classmethod
     def _rate(cls, value: str) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from consent.subject_data import SubjectData
+from mailer.audience.subject import ProfileData
 from mailer.bounces import subject as bounces
 from mailer.contributions.subject import ContributionContacts
 from mailer.delivery.subject import DeliveryData
@@ -38,4 +39,4 @@ class DeliveriesAndBounces:
 
 def contributions(secret_key: str) -> tuple[SubjectData, ...]:
     """Every domain's contribution, in the order its section appears in an export."""
-    return (DeliveriesAndBounces(secret_key), ContributionContacts())
+    return (DeliveriesAndBounces(secret_key), ContributionContacts(), ProfileData())

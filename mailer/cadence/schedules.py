@@ -23,8 +23,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from consent.addresses import InvalidInput, normalise_address
 from consent.clock import Clock
 from consent.lists import get_list
+from mailer.audience.segments import get_segment
 from mailer.cadence import cron
 from mailer.cadence.models import Schedule, ScheduleSlot
+from mailer.cadence.targets import ScheduleSegment, segment_of
+from mailer.content import targets
+from mailer.content.models import Issue
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +64,7 @@ class ScheduleSpec:
     approval: str = "required"
     grace: timedelta = timedelta(hours=6)
     editors: tuple[str, ...] = ()
+    segment: str | None = None  # issue 13: every issue drafted goes to this segment only
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,7 @@ class ScheduleView:
     editors: list[str]
     next_slot: str
     slots: list[SlotView]
+    segment: str | None = None
 
 
 class ScheduleService:
@@ -123,6 +129,12 @@ class ScheduleService:
             )
             session.add(schedule)
             session.flush()
+            if spec.segment is not None:  # issue 13
+                segment = get_segment(session, spec.segment)
+                if segment.list_id != mailing_list.id:
+                    raise InvalidInput(f"the segment {spec.segment!r} is of another list")
+                session.add(ScheduleSegment(schedule_id=schedule.id, segment_id=segment.id))
+                session.flush()
             return self._view(session, schedule)
 
     def remove(self, schedule_id: int) -> None:
@@ -158,6 +170,7 @@ class ScheduleService:
             editors=[e for e in schedule.editors.split(",") if e],
             next_slot=upcoming.key,
             slots=[SlotView(r.slot_key, r.slot_at, r.status, r.issue_id, r.reason) for r in rows],
+            segment=segment_of(session, schedule.id),
         )
 
     # -- running -----------------------------------------------------------------
@@ -278,6 +291,7 @@ class ScheduleService:
         slug = self._slug(schedule)
         await self.publisher.refresh(slug)
         drafted = self.publisher.draft(slug)
+        self._target(schedule, drafted.issue_id)
         if drafted.entries < schedule.min_items:
             self.publisher.discard(drafted.issue_id)
             return self._set(
@@ -303,6 +317,13 @@ class ScheduleService:
             ),
         )
         return view
+
+    def _target(self, schedule: Schedule, issue_id: int) -> None:
+        """A schedule with a segment sends each of its issues to that segment (issue 13)."""
+        with self.sessions.begin() as session:
+            name = segment_of(session, schedule.id)
+            if name is not None:
+                targets.target(session, session.get_one(Issue, issue_id), name)
 
     async def _act(self, schedule: Schedule, slot_id: int, grace: timedelta) -> SlotView | None:
         with self.sessions() as session:

@@ -12,6 +12,7 @@ import typer
 from mailer.cli import (
     archive,
     bounces,
+    clusters,
     consent,
     consent_report,
     contributions,
@@ -24,9 +25,11 @@ from mailer.cli import (
     issues,
     lists,
     schedules,
+    segments,
     serve,
     stats,
     subscribers,
+    topics,
     users,
     workers,
 )
@@ -63,6 +66,12 @@ app.add_typer(dkim.app, name="dkim")
 app.command("worker")(workers.worker)
 app.add_typer(workers.app, name="workers")
 issues.app.command("delivery")(workers.delivery)
+# issue 13
+app.add_typer(clusters.app, name="clusters")
+app.add_typer(segments.app, name="segments")
+app.add_typer(topics.app, name="topics")
+app.add_typer(topics.profiles_app, name="profiles")
+events.app.command("survey")(events.events_survey)
 
 
 def main() -> None:

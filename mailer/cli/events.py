@@ -82,3 +82,18 @@ def events_list(list_: ListOpt, as_json: JsonOpt = False) -> None:
             r["location"],
         )
     out.print(table)
+
+
+def events_survey(
+    event_id: Annotated[int, typer.Argument(help="The event's id (see `mailer events list`)")],
+    url: Annotated[str, typer.Argument(help="The survey's address")],
+    question: Annotated[
+        str, typer.Option(help='Default: "How was <title>? Tell us in two minutes."')
+    ] = "",
+) -> None:
+    """Link a survey to an event: the first issue after it ends shows it, once (issue 13)."""
+    from mailer.content import surveys
+
+    with content_runtime() as rt, rt.sessions.begin() as session:
+        survey = surveys.attach(session, rt.clock.now(), event_id, url, question)
+        out.print(f"event {event_id}: survey {survey.url} ({survey.question})")

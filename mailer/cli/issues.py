@@ -12,8 +12,9 @@ from typing import Annotated, Any
 
 import typer
 
+from mailer.audience.segments import UnknownSegment
 from mailer.cli.common import IssueArg, JsonOpt, ListOpt, content_runtime, fail, out, print_json
-from mailer.content import curation
+from mailer.content import curation, targets
 from mailer.content.curation import EntryChanges, IssueChanges
 from mailer.content.views import issue_detail, issue_summary
 
@@ -60,16 +61,30 @@ def _edit_entries(issue_id: int, refs: list[int], changes: EntryChanges) -> None
 
 
 @app.command("draft")
-def draft(list_: ListOpt, as_json: JsonOpt = False) -> None:
+def draft(
+    list_: ListOpt,
+    segment: Annotated[
+        str | None, typer.Option(help="Send it to this segment of the list only")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Draft the next issue from the items and events new since the last one."""
     with content_runtime() as rt, rt.sessions.begin() as session:
-        record = issue_summary(curation.draft_issue(session, rt.clock, list_))
+        issue = curation.draft_issue(session, rt.clock, list_)
+        if segment is not None:  # issue 13
+            try:
+                targets.target(session, issue, segment)
+            except UnknownSegment as exc:
+                raise fail(str(exc.args[0])) from None
+        record = issue_summary(issue)
     if as_json:
-        print_json([record])
+        print_json([{**record, "segment": segment}])
         return
     out.print(
         f"drafted issue {record['id']} ({record['list']} #{record['number']}) with "
-        f"{record['entries']} entries; see `mailer issues show {record['id']}`"
+        f"{record['entries']} entries"
+        + (f" for the segment {segment!r}" if segment else "")
+        + f"; see `mailer issues show {record['id']}`"
     )
 
 

@@ -25,6 +25,7 @@ def _record(view: ScheduleView) -> dict[str, object]:
         "approval": view.approval,
         "editors": view.editors,
         "next_slot": view.next_slot,
+        "segment": view.segment,
         "slots": [
             {
                 "slot": s.slot,
@@ -50,6 +51,7 @@ def schedules_add(
     approval: Annotated[str, typer.Option(help="required (editors approve) or auto")] = "required",
     grace: Annotated[str, typer.Option(help="Catch up a missed slot within this: 6h")] = "6h",
     editor: Annotated[list[str] | None, typer.Option(help="An editor to tell (repeatable)")] = None,
+    segment: Annotated[str | None, typer.Option(help="Send every issue to this segment")] = None,
 ) -> None:
     """Add a schedule to a list."""
     try:
@@ -62,6 +64,7 @@ def schedules_add(
             approval=approval,
             grace=parse_duration(grace),
             editors=tuple(editor or ()),
+            segment=segment,
         )
     except CadenceError as exc:
         raise fail(str(exc)) from None
@@ -71,8 +74,9 @@ def schedules_add(
         except CadenceError as exc:
             raise fail(str(exc)) from None
     out.print(
-        f"schedule {view.id} added to {view.list_slug}:"
-        f" next slot {view.next_slot} ({view.timezone})"
+        f"schedule {view.id} added to {view.list_slug}"
+        + (f" for the segment {view.segment!r}" if view.segment else "")
+        + f": next slot {view.next_slot} ({view.timezone})"
     )
 
 

@@ -14,6 +14,7 @@ from consent import preferences
 from consent.imports import import_csv
 from consent.models import Status
 from consent.workflow import Announcement, Evidence
+from mailer.audience.imports import ProfileColumns
 from mailer.cli.common import JsonOpt, ListOpt, dump, err, fail, out, print_json, runtime
 
 app = typer.Typer(help="Subscribers of a list.", no_args_is_help=True)
@@ -71,12 +72,15 @@ def subscribers_import(
     list_: ListOpt,
     as_json: JsonOpt = False,
 ) -> None:
-    """Import a CSV (email, name[, consented_at, consent_source, consent_text]).
+    """Import a CSV (email, name[, consented_at, consent_source, consent_text, country,
+    organisation, topics]).
 
     Rows with evidence (consented_at and consent_source) become active; rows
     without are pending and get an invitation to confirm. Suppressed or erased
     addresses are skipped. A broken header, encoding or quoting refuses the whole
     file (exit 2, nothing written); bad rows are reported by line and skipped.
+    Country (a code or English name), organisation and topics (separated by ';')
+    become the reader's profile: at once with evidence, on confirmation without.
     """
     sent = 0
     with runtime() as rt:
@@ -85,7 +89,9 @@ def subscribers_import(
             nonlocal sent
             sent += asyncio.run(rt.mail.deliver(batch))
 
-        result = import_csv(rt.consent, rt.engine, file, list_, announce=announce)
+        result = import_csv(
+            rt.consent, rt.engine, file, list_, announce=announce, columns=ProfileColumns()
+        )
     if as_json:
         dump({**result.record(), "invitations_sent": sent})
     else:

@@ -22,6 +22,7 @@ from consent.addresses import InvalidInput, clean_text
 from consent.clock import Clock
 from consent.lists import get_list
 from consent.models import MailingList
+from mailer.content import additions, surveys
 from mailer.content.events import upcoming
 from mailer.content.issue_content import build_content
 from mailer.content.links import issue_links
@@ -275,12 +276,16 @@ def approve_issue(
         raise InvalidInput(f"issue {issue.id} is empty: include an entry or write an introduction")
     now = clock.now()
     publication = publication_of(session, issue.list_id)
-    content = replace(build_content(issue, now), clicks_counted=publication.count_clicks)
+    content = replace(
+        build_content(issue, now, additions.gather(session, issue, now, settle=True)),
+        clicks_counted=publication.count_clicks,
+    )
     compiled = replace(
         compile_issue(renderer, content),
         counted_links=issue_links(content) if publication.count_clicks else (),
         archived=publication.archive,
     )
+    surveys.claim(session, issue, now)  # issue 13: shown once, by this issue
     issue.content = content.as_record()
     issue.compiled = compiled.as_record()
     issue.issue_date = now.astimezone(ZoneInfo(issue.mailing_list.timezone)).date()
@@ -299,6 +304,7 @@ def reopen_issue(
     if issue.status != IssueStatus.APPROVED:
         raise IssueFrozen(f"issue {issue.id} is {issue.status.value}: it cannot be reopened")
     issue.status = IssueStatus.DRAFT
+    surveys.release(session, issue)  # issue 13: the next approval shows them
     issue.content = issue.compiled = None
     issue.approved_at = None
     issue.updated_at = clock.now()

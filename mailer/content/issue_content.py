@@ -8,7 +8,7 @@ sanitised like feed HTML.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,6 +20,7 @@ from mailer.content.models import Issue, IssueEntry
 from mailer.content.sanitize import sanitize_html
 
 DEFAULT_SECTION = "News"
+EVENTS_SECTION = "Upcoming events"  # the events block's name, when a topic is tied to it
 _markdown = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
 
 
@@ -54,6 +55,7 @@ class EventEntry:
 class Section:
     name: str
     entries: tuple[NewsEntry, ...]
+    topic: str = ""  # the topic the section is tied to (issue 13); "" shows it to everyone
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,36 @@ class Highlight:
     label: str
     news: NewsEntry | None = None
     event: EventEntry | None = None
+
+
+@dataclass(frozen=True)
+class ClusterBlock:
+    """The cluster of the month, from its catalogue entry (issue 13)."""
+
+    label: str
+    name: str
+    country: str
+    sectors: str
+    objectives: str
+    website: str
+
+
+@dataclass(frozen=True)
+class SurveyEntry:
+    """A survey link after an event, shown once (issue 13)."""
+
+    question: str
+    url: str
+    event: str
+
+
+@dataclass(frozen=True)
+class Extras:
+    """What issue 13 adds at approval: the sections' topics, the cluster of the month, surveys."""
+
+    section_topics: dict[str, str] = field(default_factory=dict)
+    cluster: ClusterBlock | None = None
+    surveys: tuple[SurveyEntry, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -85,6 +117,10 @@ class IssueContent:
     cadence: str
     timezone: str
     clicks_counted: bool = False  # issue 14: the mail says that clicks are counted (in aggregate)
+    # -- issue 13 --
+    cluster: ClusterBlock | None = None
+    surveys: tuple[SurveyEntry, ...] = ()
+    events_topic: str = ""
 
     def as_record(self) -> dict[str, Any]:
         return asdict(self)
@@ -101,9 +137,12 @@ class IssueContent:
                 event=EventEntry(**event) if event else None,
             )
         data["sections"] = tuple(
-            Section(s["name"], tuple(NewsEntry(**e) for e in s["entries"]))
+            Section(s["name"], tuple(NewsEntry(**e) for e in s["entries"]), s.get("topic", ""))
             for s in data["sections"]
         )
+        if data.get("cluster"):
+            data["cluster"] = ClusterBlock(**data["cluster"])
+        data["surveys"] = tuple(SurveyEntry(**e) for e in data.get("surveys", ()))
         data["events"] = tuple(EventEntry(**e) for e in data["events"])
         return cls(**data)
 
@@ -186,8 +225,9 @@ def _event(entry: IssueEntry, tz: ZoneInfo) -> EventEntry | None:
     )
 
 
-def build_content(issue: Issue, today: datetime) -> IssueContent:
+def build_content(issue: Issue, today: datetime, extras: Extras | None = None) -> IssueContent:
     """The snapshot of `issue` as it stands; `today` dates it (approval, or preview time)."""
+    extras = extras or Extras()
     mailing_list = issue.mailing_list
     tz = ZoneInfo(mailing_list.timezone)
     highlight: Highlight | None = None
@@ -230,7 +270,10 @@ def build_content(issue: Issue, today: datetime) -> IssueContent:
         intro_html=markdown_html(issue.introduction),
         intro_text=issue.introduction.strip(),
         highlight=highlight,
-        sections=tuple(Section(name, tuple(items)) for name, items in sections.items()),
+        sections=tuple(
+            Section(name, tuple(items), extras.section_topics.get(name, ""))
+            for name, items in sections.items()
+        ),
         events=tuple(e for _, e in sorted(events, key=lambda pair: pair[0])),
         controller_name=mailing_list.controller_name,
         controller_contact=mailing_list.controller_contact,
@@ -238,4 +281,7 @@ def build_content(issue: Issue, today: datetime) -> IssueContent:
         purpose=mailing_list.purpose,
         cadence=mailing_list.cadence,
         timezone=mailing_list.timezone,
+        cluster=extras.cluster,
+        surveys=extras.surveys,
+        events_topic=extras.section_topics.get(EVENTS_SECTION, ""),
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from html import escape
 from typing import Any
 
@@ -38,6 +38,32 @@ def _split(rendered: str, tokens: Mapping[str, str], part: str) -> tuple[str, ..
     return tuple(by_token.get(piece, piece) if i % 2 else piece for i, piece in enumerate(pieces))
 
 
+def _section_slot(index: int, edge: str) -> str:
+    return f"section:{index}:{edge}"
+
+
+def _without(parts: tuple[str, ...], hidden: frozenset[int], count: int) -> tuple[str, ...]:
+    """`parts` with the hidden sections cut out and every section marker gone (literals merged)."""
+    markers = {_section_slot(i, e): (i, e) for i in range(count) for e in ("begin", "end")}
+    out: list[str] = [parts[0]]
+    skipping: int | None = None
+    for index in range(1, len(parts), 2):
+        slot, literal = parts[index], parts[index + 1]
+        marker = markers.get(slot)
+        if skipping is not None:
+            if marker == (skipping, "end"):
+                skipping = None
+                out[-1] += literal
+            continue
+        if marker is None:
+            out += [slot, literal]
+        elif marker[1] == "begin" and marker[0] in hidden:
+            skipping = marker[0]
+        else:
+            out[-1] += literal
+    return tuple(out)
+
+
 def _fill(parts: tuple[str, ...], values: Mapping[str, str]) -> str:
     out = list(parts)
     for index in range(1, len(out), 2):
@@ -60,9 +86,53 @@ class CompiledIssue:
     # whether the list had its public archive (the mail then carries List-Archive).
     counted_links: tuple[str, ...] = ()
     archived: bool = False
+    # issue 13: the topic of each marked section ("" for none); a reader who chose topics
+    # gets only the sections of those topics, and every section not tied to one.
+    section_topics: tuple[str, ...] = ()
 
-    def personalise(self, name: str, unsubscribe_url: str, preferences_url: str) -> tuple[str, str]:
+    def visible(self, topics: frozenset[str] | None) -> frozenset[int]:
+        """The marked sections a reader with `topics` sees (None or empty: all of them)."""
+        return frozenset(
+            i
+            for i, topic in enumerate(self.section_topics)
+            if not topic or not topics or topic in topics
+        )
+
+    def variant(self, topics: frozenset[str] | None) -> CompiledIssue:
+        """This issue as a reader with `topics` gets it: no section markers left; cached."""
+        if not self.section_topics:
+            return self
+        by_topics: dict[frozenset[str] | None, CompiledIssue]
+        by_topics = self.__dict__.setdefault("_by_topics", {})
+        found = by_topics.get(topics)
+        if found is not None:
+            return found
+        shown = self.visible(topics)
+        cache: dict[frozenset[int], CompiledIssue] = self.__dict__.setdefault("_variants", {})
+        found = cache.get(shown)
+        if found is None:
+            hidden = frozenset(range(len(self.section_topics))) - shown
+            count = len(self.section_topics)
+            found = cache[shown] = replace(
+                self,
+                html_parts=_without(self.html_parts, hidden, count),
+                text_parts=_without(self.text_parts, hidden, count),
+                section_topics=(),
+            )
+        if len(by_topics) < 4096:  # readers' combinations are few; the cap bounds memory
+            by_topics[topics] = found
+        return found
+
+    def personalise(
+        self,
+        name: str,
+        unsubscribe_url: str,
+        preferences_url: str,
+        topics: frozenset[str] | None = None,
+    ) -> tuple[str, str]:
         """(html, text) for one reader; values are HTML-escaped in the HTML part."""
+        if self.section_topics:
+            return self.variant(topics).personalise(name, unsubscribe_url, preferences_url)
         hello = greeting(name)
         text = {
             "greeting": hello,
@@ -87,6 +157,7 @@ class CompiledIssue:
             "text_parts": list(self.text_parts),
             "counted_links": list(self.counted_links),
             "archived": self.archived,
+            "section_topics": list(self.section_topics),
         }
 
     @classmethod
@@ -101,7 +172,13 @@ class CompiledIssue:
             text_parts=tuple(record["text_parts"]),
             counted_links=tuple(record.get("counted_links") or ()),
             archived=bool(record.get("archived", False)),
+            section_topics=tuple(record.get("section_topics", ())),
         )
+
+
+def _topics(content: IssueContent) -> tuple[str, ...]:
+    """The topic of each section, the events block last."""
+    return (*(s.topic for s in content.sections), content.events_topic)
 
 
 def render_sources(
@@ -112,14 +189,32 @@ def render_sources(
     `web_copy` renders the public archive's copy: the same issue, with a footer that
     points to the archive and the form instead of one reader's links (issue 14).
     """
-    context = {"issue": content, "slot": tokens, "title": content.subject, "web_copy": web_copy}
+    # issue 13: marks[i] is (begin, end) around section i when it is tied to a topic
+    marks = [
+        (tokens[_section_slot(i, "begin")], tokens[_section_slot(i, "end")])
+        if _section_slot(i, "begin") in tokens
+        else None
+        for i in range(len(_topics(content)))
+    ]
+    context = {
+        "issue": content,
+        "slot": tokens,
+        "title": content.subject,
+        "marks": marks,
+        "web_copy": web_copy,
+    }
     return renderer.mjml_source(TEMPLATE, context), renderer.text(TEMPLATE, context)
 
 
 def compile_issue(renderer: Renderer, content: IssueContent) -> CompiledIssue:
     """Render, check and compile the issue once; raises TemplateError naming a problem."""
     nonce = secrets.token_hex(8)  # content cannot guess, so cannot forge, a slot
-    tokens = {slot: f"mailer-slot-{nonce}-{slot.replace('_', '-')}" for slot in SLOTS}
+    topics = _topics(content)
+    marked = [_section_slot(i, e) for i, t in enumerate(topics) if t for e in ("begin", "end")]
+    tokens = {
+        slot: f"mailer-slot-{nonce}-{slot.replace('_', '-').replace(':', '-')}"
+        for slot in (*SLOTS, *marked)
+    }
     source, text = render_sources(renderer, content, tokens)
     html = renderer.compile(source, TEMPLATE)  # checked first (mailer.mail.mjml_check)
     return CompiledIssue(
@@ -130,4 +225,5 @@ def compile_issue(renderer: Renderer, content: IssueContent) -> CompiledIssue:
         subject=content.subject,
         html_parts=_split(html, tokens, "HTML"),
         text_parts=_split(text, tokens, "text"),
+        section_topics=topics if marked else (),
     )

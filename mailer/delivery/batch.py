@@ -26,6 +26,7 @@ from consent.clock import Clock, utc
 from consent.workflow import ConsentService
 from mailer.app.domain_limits import parse_domain_limits
 from mailer.app.settings import Settings
+from mailer.audience.profiles import reader_topics
 from mailer.content.newsletter import CompiledIssue
 from mailer.delivery import campaigns
 from mailer.delivery.bucket import SharedBucket
@@ -155,13 +156,32 @@ class BatchJob:
             if not rows:
                 break
             await asyncio.to_thread(self._beat)
+            chosen = await asyncio.to_thread(self._topics, compiled, list_id, [r[1] for r in rows])
             recipients = [
-                Recipient(r[0], r[1], r[2], r[3], r[4], r[5] - 1, utc(r[6]) if r[6] else None)
+                Recipient(
+                    r[0],
+                    r[1],
+                    r[2],
+                    r[3],
+                    r[4],
+                    r[5] - 1,
+                    utc(r[6]) if r[6] else None,
+                    topics=chosen.get(r[1]),
+                )
                 for r in rows
             ]
             results = await self._send_all(recipients)
             await asyncio.to_thread(self._execute, _RESULT, results)
         return self.report
+
+    def _topics(
+        self, compiled: CompiledIssue, list_id: int, ids: list[int]
+    ) -> dict[int, frozenset[str]]:
+        """The topics each reader chose, when the issue has sections tied to topics (13)."""
+        if not compiled.section_topics:
+            return {}
+        with self.ctx.sessions() as session:
+            return reader_topics(session, list_id, ids)
 
     def _beat(self) -> None:
         with self.ctx.sessions.begin() as session:

@@ -8,6 +8,7 @@ and each reader costs two signed tokens, a few header lines and a join.
 from __future__ import annotations
 
 import html
+from dataclasses import replace
 from datetime import datetime
 from email.utils import format_datetime
 
@@ -16,7 +17,7 @@ from mailer.app.settings import Settings
 from mailer.content import links
 from mailer.content.newsletter import CompiledIssue, greeting
 from mailer.delivery import verp
-from mailer.delivery.dkim import Signer
+from mailer.delivery.dkim import Prepared, Signer
 from mailer.delivery.dkim_keys import DKIMKey
 from mailer.delivery.recipients import Recipient
 from mailer.delivery.skeleton import Part, Skeleton
@@ -61,22 +62,45 @@ class Composer:
             static["X-Mailer-Test"] = "a test copy for an editor, not part of the campaign"
         self.test = test
         html_parts, text_parts = counted_parts(compiled, settings, counted=not (test or preview))
-        self.skeleton = Skeleton.build(
-            sender=messages.sender_mailbox(settings.from_),
-            subject=subject,
-            text=Part.from_parts("plain", text_parts),
-            html_source=Part.from_parts("html", html_parts, escape=html.escape),
-            headers=static,
-        )
+        self.compiled = replace(compiled, html_parts=html_parts, text_parts=text_parts)
+        self._sender, self._subject, self._static = settings.from_, subject, static
+        self.signer = signer
+        # Issue 13: one skeleton (and its DKIM header, canonicalised once) per set of
+        # sections shown, for readers' topics; built on first use.
+        self._variants: dict[frozenset[int], tuple[Skeleton, Prepared | None]] = {}
+        self._by_topics: dict[frozenset[str] | None, tuple[Skeleton, Prepared | None]] = {}
+        self.skeleton, self.signing = self._variant(None)
         self._date_second = -1
         self._date = ""
         self.from_address = settings.from_address  # parsed once: it is asked of every copy
-        # The skeleton's header, canonicalised for DKIM once; each copy adds these fields.
-        self.signing = (
-            signer.prepare(self.skeleton.head + self.skeleton.mime, PER_READER_FIELDS)
-            if signer is not None
-            else None
-        )
+
+    def _variant(self, topics: frozenset[str] | None) -> tuple[Skeleton, Prepared | None]:
+        """The skeleton a reader with `topics` gets, and its header prepared for DKIM."""
+        known = self._by_topics.get(topics)
+        if known is not None:
+            return known
+        shown = self.compiled.visible(topics)
+        found = self._variants.get(shown)
+        if found is None:
+            compiled = self.compiled.variant(topics)
+            skeleton = Skeleton.build(
+                sender=messages.sender_mailbox(self._sender),
+                subject=self._subject,
+                text=Part.from_parts("plain", compiled.text_parts),
+                html_source=Part.from_parts("html", compiled.html_parts, escape=html.escape),
+                headers=self._static,
+            )
+            # The skeleton's header, canonicalised for DKIM once; each copy adds the
+            # fields of PER_READER_FIELDS.
+            signing = (
+                self.signer.prepare(skeleton.head + skeleton.mime, PER_READER_FIELDS)
+                if self.signer is not None
+                else None
+            )
+            found = self._variants[shown] = (skeleton, signing)
+        if len(self._by_topics) < 4096:
+            self._by_topics[topics] = found
+        return found
 
     def date(self, now: datetime) -> str:
         second = int(now.timestamp())
@@ -114,18 +138,23 @@ class Composer:
         # envelope names (mailer.delivery.runner), never one read back from a header.
         to = messages.format_recipient(recipient.email, recipient.name)
         unsubscribe = f"<{unsubscribe_url}>"
-        data = self.skeleton.message(
+        skeleton, signing = (
+            self._variant(recipient.topics)
+            if self.compiled.section_topics
+            else (self.skeleton, self.signing)
+        )
+        data = skeleton.message(
             date=date,
             to=to,
             message_id=message_id,
             headers=[("List-Unsubscribe", unsubscribe)],
             values=values,
         )
-        if self.signing is None:
+        if signing is None:
             return data
         # In the order of PER_READER_FIELDS; the skeleton's lines all end in CRLF.
         fields = (date, to, message_id, unsubscribe)
-        return self.signing.signatures(data, fields, int(now.timestamp())) + data
+        return signing.signatures(data, fields, int(now.timestamp())) + data
 
 
 def counted_parts(

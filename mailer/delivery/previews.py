@@ -19,6 +19,7 @@ from consent.addresses import normalise_address
 from consent.clock import Clock
 from consent.workflow import ConsentService
 from mailer.app.settings import Settings
+from mailer.content import additions
 from mailer.content.curation import get_issue
 from mailer.content.issue_content import build_content
 from mailer.content.models import IssueStatus
@@ -62,7 +63,9 @@ def _as_it_stands(
         issue = get_issue(session, issue_id, list_slug)
         if issue.compiled is not None and issue.status != IssueStatus.DRAFT:
             return CompiledIssue.from_record(issue.compiled), issue.status.value
-        return compile_issue(renderer, build_content(issue, clock.now())), issue.status.value
+        now = clock.now()  # issue 13: the extras as approval would add them, unrecorded
+        extras = additions.gather(session, issue, now, settle=False)
+        return compile_issue(renderer, build_content(issue, now, extras)), issue.status.value
 
 
 def test_copy(

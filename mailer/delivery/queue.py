@@ -27,7 +27,7 @@ from mailer.delivery import campaigns
 from mailer.delivery.batch import BatchJob, WorkerContext, finish_if_done
 from mailer.delivery.campaign_service import Queued
 from mailer.delivery.models import OWED, Delivery, DeliveryStatus
-from mailer.delivery.recipients import RecipientSource
+from mailer.delivery.recipients import RecipientSource, segment_of
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +109,7 @@ def plan(
             return runner, [], Queued(issue_id, 0, 0, note=f"issue {issue_id} was sent already")
         compiled = CompiledIssue.from_record(issue.compiled or {})
         list_id = issue.list_id
+        where = segment_of(session, issue_id, list_id)  # issue 13: a segment, or all
         campaigns.claim(session, clock, issue, runner)
     found, requeued = _recover(engine, issue_id, resend_uncertain)
     source = RecipientSource(
@@ -118,6 +119,7 @@ def plan(
         list_slug=compiled.list_slug,
         secret_key=secret_key,
         batch_size=batch_size,
+        where=where,
     )
     for _batch in source.first_pass(clock.now()):  # writes the rows, consent checked
         pass

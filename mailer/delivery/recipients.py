@@ -11,13 +11,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Table, and_, insert, select
+from sqlalchemy import ColumnElement, Connection, Engine, Select, Table, and_, insert, select
+from sqlalchemy.orm import Session
 
 from consent.clock import utc
 from consent.models import Status, Subscriber, Subscription, Suppression
 from consent.suppression import EVERY_LIST, address_hmac
+from mailer.audience import segments
+from mailer.audience.profiles import reader_topics
+from mailer.content import targets
 from mailer.delivery.models import OWED, Delivery, DeliveryStatus
 
 D = cast(Table, Delivery.__table__)
@@ -35,6 +39,52 @@ class Recipient:
     name: str
     attempts: int = 0
     first_attempt_at: datetime | None = None
+    topics: frozenset[str] | None = None  # issue 13: the sections this reader chose
+
+
+def consenting(list_id: int, where: ColumnElement[bool] | None = None) -> Select[Any]:
+    """The consent rule of a send: readers active on the list (suppressions are checked on
+    the batch); `where` narrows it to a segment (issue 13)."""
+    query = (
+        select(S.c.subscriber_id, P.c.ref, P.c.email, P.c.name)
+        .select_from(S.join(P, P.c.id == S.c.subscriber_id))
+        .where(S.c.list_id == list_id, S.c.status == Status.ACTIVE.value)
+    )
+    return query.where(where) if where is not None else query
+
+
+def count_consenting(
+    engine: Engine,
+    *,
+    list_id: int,
+    list_slug: str,
+    secret_key: str,
+    where: ColumnElement[bool] | None = None,
+) -> int:
+    """How many readers a send would reach now: the same rule, suppressions included."""
+    source = RecipientSource(
+        engine, issue_id=0, list_id=list_id, list_slug=list_slug, secret_key=secret_key
+    )
+    total, after = 0, 0
+    with engine.connect() as connection:
+        while True:
+            rows = connection.execute(
+                consenting(list_id, where)
+                .where(S.c.subscriber_id > after)
+                .order_by(S.c.subscriber_id)
+                .limit(1000)
+            ).all()
+            if not rows:
+                return total
+            after = rows[-1].subscriber_id
+            total += len(rows) - len(source._suppressed(connection, [r.email for r in rows]))
+
+
+def segment_of(session: Session, issue_id: int, list_id: int) -> ColumnElement[bool] | None:
+    """The segment an issue goes to, as a condition on a send's recipients; None: the whole
+    list (issue 13). Read when the send starts, so the ledger fixes who was meant."""
+    target = targets.target_of(session, issue_id)
+    return segments.condition(list_id, target.filter) if target else None
 
 
 class RecipientSource:
@@ -47,8 +97,14 @@ class RecipientSource:
         list_slug: str,
         secret_key: str,
         batch_size: int = 500,
+        where: ColumnElement[bool] | None = None,
+        topics: bool = False,
     ) -> None:
         self.engine = engine
+        # issue 13: a segment's filter (correlated to the subscription), and whether
+        # readers' topics matter to this issue
+        self.where = where
+        self.topics = topics
         self.issue_id = issue_id
         self.list_id = list_id
         self.list_slug = list_slug
@@ -65,19 +121,20 @@ class RecipientSource:
         )
         return {digests[digest] for (digest,) in found}
 
+    def _topics(self, connection: Connection, ids: list[int]) -> dict[int, frozenset[str]]:
+        if not self.topics:
+            return {}
+        with Session(bind=connection) as session:
+            return reader_topics(session, self.list_id, ids)
+
     def first_pass(self, now: datetime) -> Iterator[list[Recipient]]:
         """Batches of the subscribers still owed their first copy, in subscriber order."""
         after = 0
         while True:
             with self.engine.begin() as connection:
                 rows = connection.execute(
-                    select(S.c.subscriber_id, P.c.ref, P.c.email, P.c.name)
-                    .select_from(S.join(P, P.c.id == S.c.subscriber_id))
-                    .where(
-                        S.c.list_id == self.list_id,
-                        S.c.status == Status.ACTIVE.value,
-                        S.c.subscriber_id > after,
-                    )
+                    consenting(self.list_id, self.where)
+                    .where(S.c.subscriber_id > after)
                     .order_by(S.c.subscriber_id)
                     .limit(self.batch_size)
                 ).all()
@@ -118,12 +175,22 @@ class RecipientSource:
                         )
                     )
                 owed = []
+                chosen = self._topics(connection, ids)
                 for r in rows:
                     if r.email in suppressed:
                         continue
                     did, status = existing[r.subscriber_id]
                     if status == DeliveryStatus.QUEUED.value:
-                        owed.append(Recipient(did, r.subscriber_id, r.ref, r.email, r.name))
+                        owed.append(
+                            Recipient(
+                                did,
+                                r.subscriber_id,
+                                r.ref,
+                                r.email,
+                                r.name,
+                                topics=chosen.get(r.subscriber_id),
+                            )
+                        )
             if owed:
                 yield owed
 
@@ -165,6 +232,7 @@ class RecipientSource:
                     return
                 after = rows[-1].id
                 suppressed = self._suppressed(connection, [r.email for r in rows])
+                chosen = self._topics(connection, [r.subscriber_id for r in rows])
             owed = [
                 Recipient(
                     r.id,
@@ -174,6 +242,7 @@ class RecipientSource:
                     r.name,
                     r.attempts,
                     utc(r.first_attempt_at) if r.first_attempt_at else None,
+                    chosen.get(r.subscriber_id),
                 )
                 for r in rows
                 if r.email not in suppressed

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine
+from sqlalchemy import ColumnElement, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -42,7 +42,7 @@ from mailer.delivery.ledger import LedgerUnavailable, LedgerWriter, Result
 from mailer.delivery.models import CampaignState, DeliveryStatus
 from mailer.delivery.pool import DeliveryUncertain, SMTPPool
 from mailer.delivery.previews import SAMPLE_REF
-from mailer.delivery.recipients import Recipient, RecipientSource
+from mailer.delivery.recipients import Recipient, RecipientSource, segment_of
 from mailer.delivery.replies import Outcome, RetryPolicy
 from mailer.mail.headers import HeaderInjection, mail_address
 from mailer.mail.transport import Envelope, SendResult, Transport, TransportError
@@ -124,7 +124,7 @@ class CampaignRunner:
 
     # -- the run ---------------------------------------------------------------
 
-    def _claim(self) -> tuple[CompiledIssue, int] | Summary:
+    def _claim(self) -> tuple[CompiledIssue, int, ColumnElement[bool] | None] | Summary:
         """Claim the campaign for this run (blocking); the summary if it was sent already."""
         with self.sessions.begin() as session:
             issue = campaigns.sendable_issue(session, self.issue_id)
@@ -133,8 +133,9 @@ class CampaignRunner:
                 summary.note = f"issue {self.issue_id} was sent already; nothing to do"
                 return summary
             compiled = CompiledIssue.from_record(issue.compiled or {})
+            where = segment_of(session, issue.id, issue.list_id)
             campaigns.claim(session, self.clock, issue, self.runner_id)
-            return compiled, issue.list_id
+            return compiled, issue.list_id, where
 
     async def _heartbeat(self) -> None:
         """Beat while the run lives; stop the run if another one took the claim over."""
@@ -168,7 +169,7 @@ class CampaignRunner:
         opened = await asyncio.to_thread(self._claim)
         if isinstance(opened, Summary):
             return opened
-        compiled, list_id = opened
+        compiled, list_id, where = opened
         self.composer = Composer(compiled, self.settings, self.consent, signer=signer)
         self.ledger = LedgerWriter(self.engine, self.issue_id, list_id)
         self.source = RecipientSource(
@@ -178,6 +179,8 @@ class CampaignRunner:
             list_slug=compiled.list_slug,
             secret_key=self.settings.secret_key,
             batch_size=self.settings.batch_size,
+            where=where,
+            topics=bool(compiled.section_topics),
         )
         state: str = CampaignState.PAUSED
         note = "the run ended unexpectedly"

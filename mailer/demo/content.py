@@ -96,13 +96,14 @@ def add_demo_sources(
 
 
 def curate_demo_issue(runtime: Runtime, issue_id: int) -> None:
-    """What the demo's editor does: an introduction, a preheader, the cluster of the month."""
+    """What the demo's editor does: an introduction and a preheader, and the feature story
+    highlighted (the cluster of the month's block comes from the catalogue, issue 13)."""
     with runtime.sessions.begin() as session:
         issue = curation.get_issue(session, issue_id)
         changes = IssueChanges(
             introduction=INTRODUCTION,
             preheader="Cluster of the month, policy and funding news, and the next webinars",
-            highlight_label="Cluster of the month",
+            highlight_label="Feature story",
         )
         curation.update_issue(session, runtime.clock, issue_id, changes)
         for entry in issue.entries:

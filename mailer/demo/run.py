@@ -37,6 +37,7 @@ from mailer.content.publication import set_publication
 from mailer.delivery import campaigns
 from mailer.delivery.audit import audit_deliveries
 from mailer.delivery.previews import write_preview
+from mailer.demo import clusters as demo_clusters
 from mailer.demo.content import add_demo_sources, curate_demo_issue
 from mailer.demo.data import CLUSTER_NEWS, CONTRIBUTION, READERS, reader_address
 from mailer.demo.infra import Outbox, WebServer, free_port, link, post_form
@@ -105,6 +106,7 @@ class Demo:
         )
         events = add_demo_sources(self.rt, SLUG, self.root)
         self.say(f"[bold]Content[/] 2 sample feeds and {events} events from demo_content/")
+        self.catalogue()
         readers = [(f"{f} {last}", reader_address(f, last)) for f, last, _c, _k in READERS]
         self.readers = readers
         with WebServer(create_app(self.rt), self.web_port), httpx.Client(timeout=30) as http:
@@ -117,6 +119,7 @@ class Demo:
             self.archive(http)
         self.summary(issue_id)
         self.workspace_users()
+        self.segmented()
         self.say(f"Done in {time.monotonic() - started:.1f} s")
         if serve:
             with WebServer(create_app(self.rt), self.web_port):
@@ -143,9 +146,43 @@ class Demo:
             " (`mailer demo --serve` keeps it running)."
         )
 
+    def catalogue(self) -> None:
+        """Issue 13: the catalogue, the form's questions and topics, the month's cluster."""
+        found = demo_clusters.set_up(self.rt, SLUG)
+        self.say(
+            f"[bold]Catalogue[/] {found.clusters} clusters in {found.countries} countries from"
+            f" the seed's Annex A, {found.badged} with the priority badge; no contact person"
+            " imported"
+        )
+        labels = ", ".join(
+            f"{label} ({section})" for _s, label, _a, section in demo_clusters.TOPICS
+        )
+        self.say(f"[bold]Topics[/] {labels}; the form also asks organisation and country")
+
+    def month(self) -> None:
+        """The month's cluster by the rule, over the news just fetched (issue 13)."""
+        chosen = demo_clusters.month_of_now(self.rt)
+        self.say(
+            f"[bold]Cluster of the month[/] {chosen['month']}: {chosen['cluster']}, by the rule"
+            f" ({chosen['reason']})"
+        )
+
+    def segmented(self) -> None:
+        found, view = demo_clusters.segmented_schedule(self.rt, SLUG)
+        self.say(
+            f"[bold]Segment[/] {found.segment!r} (badged clusters outside Spain):"
+            f" {found.reachable} reader(s) would receive it now, {found.matching} match"
+        )
+        self.say(
+            f"[bold]Segmented schedule[/] {view.id}: monthly on the 1st, 09:00 Europe/Madrid,"
+            f" 48 h lead, for the segment {view.segment!r}; next slot {view.next_slot}"
+        )
+
     def subscribe(self, http: httpx.Client, readers: list[tuple[str, str]]) -> list[str]:
-        for name, address in readers:
+        for index, (name, address) in enumerate(readers):
+            _first, _last, cluster, country = READERS[index]
             form = {"email": address, "name": name, "consent": "yes"}
+            form.update(demo_clusters.answers(index, cluster, country))
             post_form(http, f"{self.base}/subscribe/{SLUG}", form).raise_for_status()
         confirmers = [address for _name, address in readers[: len(readers) * 3 // 4]]
         for address in confirmers:
@@ -200,12 +237,14 @@ class Demo:
             f"[bold]Clock → {self.clock.now():%Y-%m-%d %H:%M} UTC[/] (24 h before the slot):"
             f" issue {issue_id} drafted, the editor was mailed a preview link"
         )
+        self.month()
         curate_demo_issue(self.rt, issue_id)
         with self.rt.sessions.begin() as session:
             curation.approve_issue(session, self.rt.clock, self.rt.renderer, issue_id)
         self.files = write_preview(self.rt.preview(issue_id), self.root / "preview")
         self.say(
-            "[bold]Editor[/] wrote the introduction, picked the cluster of the month, approved"
+            "[bold]Editor[/] wrote the introduction and approved; the cluster of the month's"
+            " block came from the catalogue"
         )
         self.clock.set(slot_at)
         outcome = asyncio.run(self.rt.schedules.tick())

@@ -12,7 +12,17 @@ from starlette.types import ASGIApp
 
 from mailer.app.wiring import Runtime
 from mailer.mail.render import TEMPLATES
-from mailer.web import archive, contribute, docs, errors, health, pages, redirect, selfservice
+from mailer.web import (
+    archive,
+    clusters,
+    contribute,
+    docs,
+    errors,
+    health,
+    pages,
+    redirect,
+    selfservice,
+)
 from mailer.web.admin import errors as admin_errors
 from mailer.web.admin.routes import ROUTERS as ADMIN_ROUTERS
 from mailer.web.api import contributions, delivery, issues, lists, stats
@@ -91,6 +101,7 @@ def create_app(runtime: Runtime, service: Service | None = None) -> FastAPI:
         contributions.router,
         stats.router,
         *ADMIN_ROUTERS,
+        clusters.router,  # issue 13
     ):
         app.include_router(router)
     docs.install(app)

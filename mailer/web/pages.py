@@ -22,9 +22,18 @@ from consent.preferences import show as show_preferences
 from consent.preferences import update as update_preferences
 from consent.workflow import Evidence
 from mailer.app.wiring import Runtime
+from mailer.audience import signup
 from mailer.content.publication import publication_of
 from mailer.web import csrf
 from mailer.web.errors import error_response, wants_json
+from mailer.web.profile_fields import (
+    choices,
+    given_form,
+    given_json,
+    given_values,
+    profile_context,
+    save_profile,
+)
 from mailer.web.ratelimit import ClientLimits, KeyedLimits, RequestLimits
 
 router = APIRouter(include_in_schema=False)
@@ -140,8 +149,19 @@ async def subscribe_form(request: Request, slug: str) -> Response:
     return page(
         request,
         "subscribe.html",
-        {**view, "record_ip": runtime.settings.record_ip, "values": {}, "error": None},
+        {
+            **view,
+            "record_ip": runtime.settings.record_ip,
+            "values": {},
+            "error": None,
+            **await run_in_threadpool(_questions, runtime, slug),
+        },
     )
+
+
+def _questions(runtime: Runtime, slug: str) -> dict[str, Any]:
+    """The list's optional questions and the choices they offer (issue 13)."""
+    return {"questions": signup.form(runtime.consent, slug), **choices(runtime)}
 
 
 @router.post("/subscribe/{slug}")
@@ -156,24 +176,28 @@ async def subscribe(request: Request, slug: str) -> Response:
             raise InvalidInput("email (a string) is required; name must be a string")
         consent_given = consent is True
         source = "api"
+        given = given_json(body)
     else:
         form = await checked_form(request)
         email = str(form.get("email") or "")
         name = str(form.get("name") or "")
         consent_given = form.get("consent") == "yes"
         source = "form"
+        given = given_form(form)
     evidence = request_evidence(
         request, method="double-opt-in", source=f"{source}:/subscribe/{slug}"
     )
     try:
         announcements = await run_in_threadpool(
-            runtime.consent.request, slug, email, name, evidence, consent_given=consent_given
+            lambda: signup.request(
+                runtime.consent, slug, email, name, evidence, given, consent_given=consent_given
+            )
         )
     except InvalidInput as exc:
         if wants_json(request):
             raise
         view = await run_in_threadpool(_form_view, runtime, slug)
-        values = {"email": email, "name": name}
+        values = {"email": email, "name": name, **given_values(given)}
         return page(
             request,
             "subscribe.html",
@@ -182,6 +206,7 @@ async def subscribe(request: Request, slug: str) -> Response:
                 "record_ip": runtime.settings.record_ip,
                 "values": values,
                 "error": str(exc),
+                **await run_in_threadpool(_questions, runtime, slug),
             },
             status=422,
         )
@@ -216,7 +241,10 @@ async def confirm(request: Request, token: str) -> Response:
         return refused
     await checked_form(request)
     result = await run_in_threadpool(
-        runtime.consent.confirm, token, request_evidence(request, "double-opt-in", "form:/confirm")
+        signup.confirm,
+        runtime.consent,
+        token,
+        request_evidence(request, "double-opt-in", "form:/confirm"),
     )
     await runtime.mail.deliver(result.announcements)
     view = await run_in_threadpool(_list_view, runtime, result.list_slug)
@@ -276,7 +304,7 @@ async def unsubscribe(request: Request, token: str) -> Response:
 
 def _preferences_context(runtime: Runtime, token: str) -> dict[str, Any]:
     prefs = show_preferences(runtime.consent, token)
-    return {"prefs": prefs, "token": token, "saved": False}
+    return {"prefs": prefs, "token": token, "saved": False, **profile_context(runtime, token)}
 
 
 @router.get("/preferences/{token}")
@@ -294,13 +322,18 @@ async def preferences(request: Request, token: str) -> Response:
     form = await checked_form(request)
     wanted = {str(v) for v in form.getlist("lists")}
     name = form.get("name")
+    evidence = request_evidence(request, "preferences", "form:/preferences")
     prefs, announcements = await run_in_threadpool(
         update_preferences,
         runtime.consent,
         token,
         wanted,
         str(name) if name is not None else None,
-        request_evidence(request, "preferences", "form:/preferences"),
+        evidence,
     )
     await runtime.mail.deliver(announcements)
-    return page(request, "preferences.html", {"prefs": prefs, "token": token, "saved": True})
+    await run_in_threadpool(save_profile, runtime, token, form, evidence)  # issue 13
+    context = await run_in_threadpool(profile_context, runtime, token)
+    return page(
+        request, "preferences.html", {"prefs": prefs, "token": token, "saved": True, **context}
+    )

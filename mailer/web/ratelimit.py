@@ -92,6 +92,8 @@ class RequestLimits:
     # Self-service links mailed to one person, whoever asks: a guard against
     # mail-bombing a subscriber through /me or the preferences page's button.
     access_links: KeyedLimits
+    # issue 13: proposals to the cluster catalogue, per client
+    proposals: ClientLimits
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RequestLimits:
@@ -102,4 +104,5 @@ class RequestLimits:
             unsubscribe=ClientLimits(settings.unsubscribe_rate),
             unsubscribe_link=LinkLimits(settings.unsubscribe_token_rate),
             access_links=KeyedLimits(ACCESS_LINKS_PER_PERSON),
+            proposals=ClientLimits(settings.proposal_rate),
         )

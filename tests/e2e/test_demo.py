@@ -23,6 +23,12 @@ def test_demo_runs_the_whole_job_and_twice(tmp_path: Path) -> None:
     assert result.exit_code == 0, output
     assert "Starting: a new demo" in output
     assert "24 readers subscribed through the web form; 18 confirmed, 6 never do" in output
+    # issue 13: the catalogue, two topics, the month's cluster by the rule, a segmented schedule
+    assert "Catalogue 66 clusters in 24 countries from the seed's Annex A, 22 with the" in output
+    assert "Topics Cluster news (Cluster news), Events (Upcoming events)" in output
+    assert re.search(r"Cluster of the month \d{4}-\d\d: DSP Valley, by the rule", output)
+    assert re.search(r"Segment 'badged-clusters' .*: \d+ reader\(s\) would receive it", output)
+    assert "for the segment 'badged-clusters'; next slot" in output
     assert "issue 1 drafted, the editor was mailed a preview link" in output
     assert re.search(r"\(the slot\): \S+ sent", output)
     assert "One-click unsubscribe by ana.ibarra@example.org from the newsletter: HTTP 200" in output
@@ -51,7 +57,7 @@ def test_demo_runs_the_whole_job_and_twice(tmp_path: Path) -> None:
 
     preview = target / "preview"
     html = (preview / "1.html").read_text()
-    assert "Cluster of the month" in html and "<script" not in html
+    assert "Cluster of the month" in html and "DSP Valley" in html and "<script" not in html
     assert "Contributed by GAIA" in html and "/r/" in html
     assert "Unsubscribe" in (preview / "1.txt").read_text()
     eml = (preview / "1.eml").read_bytes()

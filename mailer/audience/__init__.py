@@ -1,0 +1,1 @@
+"""Readers as they describe themselves (organisation, country, topics) and segments of them."""
