@@ -559,7 +559,7 @@ def postgres_beside_sqlite(sqlite_rate: float, count: int, port: int, connection
     url, drop = made
     try:
         issue_id = prepare(Path("unused"), count, url)
-        d = _campaign_in_subprocess(Path("unused"), issue_id, port, connections, url)
+        d = _campaign_in_subprocess(Path("unused"), issue_id, port, connections, url=url)
         print(
             f"(d) full campaign (PostgreSQL):       {d['rate']:8.0f} msg/s"
             f"  d/c = {d['rate'] / sqlite_rate:.0%} (target >= 80%)"

@@ -224,7 +224,7 @@ class BatchJob:
         message_id = self.composer.message_id()
         try:
             address = mail_address(r.email)
-            data = self.composer.compose(r, message_id, self.ctx.clock.now())
+            data = await self.composer.compose_async(r, message_id, self.ctx.clock.now())
         except HeaderInjection as exc:
             return self._row(r, DeliveryStatus.CANCELLED, None, f"not sent: {exc}")
         await self._pace(address)

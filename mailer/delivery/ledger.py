@@ -16,7 +16,8 @@ after the last retry do the waiting workers get `LedgerUnavailable`, and the rep
 stay kept for the run's closing `drain`.
 
 Writes go through one connection held for the campaign: the hot path is two
-statements per message, with no ORM objects. Every statement runs in a worker
+statements per message (on PostgreSQL two per group, in one pipelined round trip),
+with no ORM objects. Every statement runs in a worker
 thread, one at a time, so the event loop the campaign shares (a web server's,
 the scheduler's) never waits on the database, and senders go on meanwhile.
 """
@@ -99,12 +100,26 @@ _FINISH = (
 # PostgreSQL: the moves of a group in one statement (one round trip, not one per copy).
 _BEGIN_MANY_PG = (
     "UPDATE deliveries AS d SET status = 'sending', attempts = d.attempts + 1,"
-    " message_id = v.mid, last_attempt_at = %(now)s,"
+    " message_id = (%(mids)s::varchar[])[array_position(%(dids)s::integer[], d.id)],"
+    " last_attempt_at = %(now)s,"
     " first_attempt_at = COALESCE(d.first_attempt_at, %(now)s)"
-    " FROM unnest(%(dids)s::integer[], %(mids)s::varchar[]) AS v(did, mid)"
-    " WHERE d.id = v.did AND d.status IN ('queued', 'deferred')"
-    " AND EXISTS (SELECT 1 FROM subscriptions s WHERE s.subscriber_id = d.subscriber_id"
-    " AND s.list_id = %(list_id)s AND s.status = 'active') RETURNING d.id"
+    " WHERE d.id = ANY(%(dids)s::integer[]) AND d.status IN ('queued', 'deferred')"
+    # A scalar subquery, not EXISTS: the planner cannot turn it into a join driven from
+    # the list's subscriptions (which, with a fresh table's statistics, it does: one
+    # loop per subscriber of the list for every group of moves).
+    " AND (SELECT s.status FROM subscriptions s WHERE s.subscriber_id = d.subscriber_id"
+    " AND s.list_id = %(list_id)s) = 'active' RETURNING d.id"
+)
+
+
+# PostgreSQL: a group's replies in one statement. The `d.id = ANY(...)` gives the planner
+# the primary key to start from, whatever the (possibly fresh) table's statistics say.
+_FINISH_MANY_PG = (
+    "UPDATE deliveries AS d SET status = (%(sts)s::varchar[])[i],"
+    " smtp_code = (%(codes)s::integer[])[i], smtp_reply = (%(replies)s::varchar[])[i],"
+    " sent_at = (%(sent)s::timestamp[])[i], next_attempt_at = (%(next)s::timestamp[])[i]"
+    " FROM (SELECT array_position(%(dids)s::integer[], d2.id) AS i, d2.id FROM deliveries d2"
+    " WHERE d2.id = ANY(%(dids)s::integer[])) AS v WHERE d.id = v.id"
 )
 
 
@@ -198,15 +213,6 @@ class LedgerWriter:
     def _dbapi(self) -> Any:
         if self._raw is None:
             self._raw = self.engine.raw_connection()
-            if self._postgres:
-                # Asynchronous commit on this connection only: a commit survives the death
-                # of this process (the server has it), as SQLite's WAL with NORMAL does; a
-                # crash of the server itself may lose its last fraction of a second of
-                # commits, as a power cut does to SQLite (docs/delivery.md).
-                cursor = self._raw.cursor()
-                cursor.execute("SET synchronous_commit = off")
-                cursor.close()
-                self._raw.commit()
         return self._raw
 
     def _rollback(self) -> None:
@@ -248,15 +254,6 @@ class LedgerWriter:
 
     def _close_connections(self) -> None:
         if self._raw is not None:
-            if self._postgres:  # back to the pool as it came
-                try:
-                    cursor = self._raw.cursor()
-                    cursor.execute("RESET synchronous_commit")
-                    cursor.close()
-                    self._raw.commit()
-                except Exception:  # noqa: BLE001  (a broken connection is discarded anyway)
-                    self._discard_raw()
-                    return self._close_connections()
             self._raw.close()
             self._raw = None
         if self._connection is not None:
@@ -308,8 +305,19 @@ class LedgerWriter:
         raw = self._dbapi()
         cursor = raw.cursor()
         try:
+            if self._postgres:
+                # One round trip: the replies, the moves and the commit in one pipeline;
+                # the moved ids are read once the commit has answered.
+                with raw.driver_connection.pipeline():
+                    if replies:
+                        self._write(cursor, replies)
+                    moves = raw.cursor()
+                    self._move_pg(moves, begins)
+                    raw.commit()
+                done = {row[0] for row in moves.fetchall()}
+                return [b["did"] in done for b in begins]
             if replies:
-                cursor.executemany(self._finish.sql, replies)
+                self._write(cursor, replies)
             moved = self._move(cursor, begins)
             raw.commit()
             return moved
@@ -322,21 +330,39 @@ class LedgerWriter:
             except Exception:
                 log.debug("closing a ledger cursor failed", exc_info=True)
 
-    def _move(self, cursor: Any, begins: list[Any]) -> list[bool]:
-        """Move the group's rows to `sending`; which of them moved."""
-        if self._postgres and len(begins) > 1:
-            first = begins[0]
+    def _write(self, cursor: Any, replies: list[dict[str, Any]]) -> None:
+        """Write kept replies: one statement on PostgreSQL (one round trip), else one each."""
+        if self._postgres and len(replies) > 1:
             cursor.execute(
-                _BEGIN_MANY_PG,
+                _FINISH_MANY_PG,
                 {
-                    "now": first["now"],
-                    "list_id": first["list_id"],
-                    "dids": [b["did"] for b in begins],
-                    "mids": [b["mid"] for b in begins],
+                    "dids": [r["did"] for r in replies],
+                    "sts": [r["st"] for r in replies],
+                    "codes": [r["code"] for r in replies],
+                    "replies": [r["reply"] for r in replies],
+                    "sent": [r["sent_at"] for r in replies],
+                    "next": [r["next_at"] for r in replies],
                 },
             )
-            done = {row[0] for row in cursor.fetchall()}
-            return [b["did"] in done for b in begins]
+            return
+        cursor.executemany(self._finish.sql, replies)
+
+    def _move_pg(self, cursor: Any, begins: list[Any]) -> None:
+        """Move the group's rows to `sending` in one statement, whose shape the planner
+        cannot get wrong (see _BEGIN_MANY_PG); it returns the ids that moved."""
+        first = begins[0]
+        cursor.execute(
+            _BEGIN_MANY_PG,
+            {
+                "now": first["now"],
+                "list_id": first["list_id"],
+                "dids": [b["did"] for b in begins],
+                "mids": [b["mid"] for b in begins],
+            },
+        )
+
+    def _move(self, cursor: Any, begins: list[Any]) -> list[bool]:
+        """Move the group's rows to `sending` one by one (SQLite); which of them moved."""
         moved = []
         for params in begins:
             cursor.execute(self._begin.sql, params)
@@ -390,7 +416,7 @@ class LedgerWriter:
         raw = self._dbapi()
         cursor = raw.cursor()
         try:
-            cursor.executemany(self._finish.sql, replies)
+            self._write(cursor, replies)
             raw.commit()
         except Exception as exc:
             self._rollback()

@@ -306,7 +306,7 @@ class CampaignRunner:
         message_id = self.composer.message_id()
         try:
             address = mail_address(recipient.email)
-            data = self.composer.compose(recipient, message_id, now)
+            data = await self.composer.compose_async(recipient, message_id, now)
         except HeaderInjection as exc:  # a row stored before addresses were checked as now
             self.progress.cancelled += await self.ledger.cancel(
                 [recipient.delivery_id], f"not sent: {exc}"
