@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from consent.addresses import InvalidInput, clean_text
+from consent.addresses import InvalidInput, clean_text, normalise_address
 from consent.models import MailingList, Subscriber, Subscription
 from mailer.audience.models import PendingAnswers, Profile, ProfileTopic, Topic
 from mailer.audience.topics import Questions, topics_of
@@ -222,6 +222,14 @@ def export_record(session: Session, subscriber_id: int) -> dict[str, Any]:
         "topics": shown.topics,
         "answers_awaiting_confirmation": waiting,
     }
+
+
+def record_of(session: Session, email: str) -> dict[str, Any] | None:
+    """What the reader with this address told us (as `export_record`), or None if unknown."""
+    subscriber_id = session.scalar(
+        select(Subscriber.id).where(Subscriber.email == normalise_address(email))
+    )
+    return None if subscriber_id is None else export_record(session, subscriber_id)
 
 
 def erase(session: Session, subscriber_id: int) -> None:

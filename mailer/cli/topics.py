@@ -95,15 +95,8 @@ def profiles_ask(
 @profiles_app.command("show")
 def profiles_show(email: str) -> None:
     """What a reader told us about themselves (JSON)."""
-    from sqlalchemy import select
-
-    from consent.addresses import normalise_address
-    from consent.models import Subscriber
-
     with runtime() as rt, rt.sessions() as session:
-        subscriber_id = session.scalar(
-            select(Subscriber.id).where(Subscriber.email == normalise_address(email))
-        )
-        if subscriber_id is None:
-            raise fail("no subscriber has this address")
-        dump(profiles.export_record(session, subscriber_id))
+        record = profiles.record_of(session, email)
+    if record is None:
+        raise fail("no subscriber has this address")
+    dump(record)

@@ -8,20 +8,17 @@ the button's POST puts it in the editors' queue (a link scanner's GET does nothi
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from consent.addresses import InvalidInput
-from consent.lists import get_list
+from consent.lists import ListView, get_list, list_view
 from mailer.app.wiring import Runtime
 from mailer.contributions.submission import Submission
-from mailer.web import csrf
 from mailer.web.errors import error_response
-from mailer.web.pages import page, read_form, too_many
-from mailer.web.ratelimit import ClientLimits, RequestLimits
+from mailer.web.pages import checked_form, over_limit, page, runtime_of
+from mailer.web.ratelimit import RequestLimits
 
 router = APIRouter(include_in_schema=False)
 
@@ -32,43 +29,19 @@ FIELDS = (
 )  # fmt: skip
 
 
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
-def _client(request: Request) -> str | None:
-    return request.client.host if request.client else None
-
-
-def _limits(request: Request) -> ClientLimits:
-    state = request.app.state
-    limits: ClientLimits | None = getattr(state, "contribute_limits", None)
-    if limits is None:
-        limits = state.contribute_limits = ClientLimits(_runtime(request).settings.contribute_rate)
-    return limits
-
-
-def _list_view(runtime: Runtime, slug: str) -> dict[str, Any]:
+def _list_view(runtime: Runtime, slug: str) -> ListView:
     with runtime.sessions() as session:
-        mailing_list = get_list(session, slug)
-        return {
-            "slug": mailing_list.slug,
-            "name": mailing_list.name,
-            "timezone": mailing_list.timezone,
-            "controller_name": mailing_list.controller_name,
-            "controller_contact": mailing_list.controller_contact,
-        }
+        return list_view(get_list(session, slug))
 
 
 def _form_page(
     request: Request,
-    view: dict[str, Any],
+    view: ListView,
     values: dict[str, str],
     error: str | None = None,
     status: int = 200,
 ) -> Response:
-    settings = _runtime(request).settings
+    settings = runtime_of(request).settings
     context = {
         "list": view,
         "values": values,
@@ -82,17 +55,17 @@ def _form_page(
 
 @router.get("/contribute/{slug}")
 async def contribute_form(request: Request, slug: str) -> Response:
-    view = await run_in_threadpool(_list_view, _runtime(request), slug)
-    return _form_page(request, view, {"kind": "news", "timezone": view["timezone"]})
+    view = await run_in_threadpool(_list_view, runtime_of(request), slug)
+    return _form_page(request, view, {"kind": "news", "timezone": view.timezone})
 
 
 @router.post("/contribute/{slug}")
 async def contribute(request: Request, slug: str) -> Response:
-    runtime = _runtime(request)
-    if not await _limits(request).allow(_client(request)):
-        return too_many(request, _limits(request))
-    form = await read_form(request)
-    csrf.check(request, runtime.settings.secret_key, form.get(csrf.FIELD))
+    runtime = runtime_of(request)
+    limits: RequestLimits = request.app.state.limits
+    if refused := await over_limit(request, limits.contributions):
+        return refused
+    form = await checked_form(request)
     view = await run_in_threadpool(_list_view, runtime, slug)
     if str(form.get(HONEYPOT) or ""):
         return error_response(
@@ -111,18 +84,17 @@ async def contribute(request: Request, slug: str) -> Response:
 
 @router.get("/contribute/confirm/{token}")
 async def confirm_page(request: Request, token: str) -> Response:
-    shown = await run_in_threadpool(_runtime(request).contributions.for_token, token)
+    shown = await run_in_threadpool(runtime_of(request).contributions.for_token, token)
     return page(request, "contribute_confirm.html", {"c": shown, "token": token, "done": False})
 
 
 @router.post("/contribute/confirm/{token}")
 async def confirm(request: Request, token: str) -> Response:
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     limits: RequestLimits = request.app.state.limits
-    if not await limits.confirm.allow(_client(request)):
-        return too_many(request, limits.confirm)
-    form = await read_form(request)
-    csrf.check(request, runtime.settings.secret_key, form.get(csrf.FIELD))
+    if refused := await over_limit(request, limits.confirm):
+        return refused
+    await checked_form(request)
     shown, already = await run_in_threadpool(runtime.contributions.confirm, token)
     context = {"c": shown, "token": token, "done": True, "already": already}
     return page(request, "contribute_confirm.html", context)

@@ -94,6 +94,9 @@ class RequestLimits:
     access_links: KeyedLimits
     # issue 13: proposals to the cluster catalogue, per client
     proposals: ClientLimits
+    # issue 14: contributions per client; clicks counted per client (more only redirect)
+    contributions: ClientLimits
+    clicks: ClientLimits
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RequestLimits:
@@ -105,4 +108,6 @@ class RequestLimits:
             unsubscribe_link=LinkLimits(settings.unsubscribe_token_rate),
             access_links=KeyedLimits(ACCESS_LINKS_PER_PERSON),
             proposals=ClientLimits(settings.proposal_rate),
+            contributions=ClientLimits(settings.contribute_rate),
+            clicks=ClientLimits(settings.click_rate),
         )

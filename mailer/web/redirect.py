@@ -17,24 +17,16 @@ from starlette.concurrency import run_in_threadpool
 from mailer.app.wiring import Runtime
 from mailer.content.links import BrokenLink
 from mailer.web.errors import error_response
-from mailer.web.ratelimit import ClientLimits
+from mailer.web.ratelimit import RequestLimits
 
 router = APIRouter(include_in_schema=False)
-
-
-def _limits(request: Request) -> ClientLimits:
-    state = request.app.state
-    limits: ClientLimits | None = getattr(state, "click_limits", None)
-    if limits is None:
-        runtime: Runtime = state.runtime
-        limits = state.click_limits = ClientLimits(runtime.settings.click_rate)
-    return limits
 
 
 @router.api_route("/r/{token}", methods=["GET", "HEAD"])
 async def follow(request: Request, token: str) -> Response:
     runtime: Runtime = request.app.state.runtime
-    count = request.method == "GET" and await _limits(request).allow(
+    limits: RequestLimits = request.app.state.limits
+    count = request.method == "GET" and await limits.clicks.allow(
         request.client.host if request.client else None
     )
     try:
