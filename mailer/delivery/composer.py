@@ -7,24 +7,20 @@ and each reader costs two signed tokens, a few header lines and a join.
 
 from __future__ import annotations
 
-import asyncio
 import html
-from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 from email.utils import format_datetime
-from functools import partial
-
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from consent.workflow import ConsentService
 from mailer.app.settings import Settings
 from mailer.content import links
 from mailer.content.newsletter import CompiledIssue, greeting
 from mailer.delivery import verp
-from mailer.delivery.dkim import Prepared, Signer
+from mailer.delivery.dkim import Prepared, Signer, Unsigned
 from mailer.delivery.dkim_keys import DKIMKey
 from mailer.delivery.recipients import Recipient
+from mailer.delivery.signing import signing_process
 from mailer.delivery.skeleton import Part, Skeleton
 from mailer.mail import messages
 
@@ -70,8 +66,12 @@ class Composer:
         self.compiled = replace(compiled, html_parts=html_parts, text_parts=text_parts)
         self._sender, self._subject, self._static = settings.from_, subject, static
         self.signer = signer
-        self._slow_keys = signer is not None and any(
-            isinstance(key.private_key, rsa.RSAPrivateKey) for key in signer.keys
+        slow = signer is not None and any(key.kind == "rsa" for key in signer.keys)
+        # Previews and test copies are one message each: not worth a process.
+        self._signing = (
+            signing_process(signer.keys)
+            if signer is not None and slow and not (test or preview)
+            else None
         )
         # Issue 13: one skeleton (and its DKIM header, canonicalised once) per set of
         # sections shown, for readers' topics; built on first use.
@@ -132,24 +132,28 @@ class Composer:
 
     def compose(self, recipient: Recipient, message_id: str, now: datetime) -> bytes:
         """The reader's message as bytes, signed when DKIM is on."""
-        data, sign = self.unsigned(recipient, message_id, now)
-        return sign() + data if sign is not None else data
+        data, unsigned = self.unsigned(recipient, message_id, now)
+        if unsigned is None:
+            return data
+        assert self.signer is not None  # fields to sign come only with a signer
+        return unsigned.signed(self.signer.keys) + data
 
     async def compose_async(self, recipient: Recipient, message_id: str, now: datetime) -> bytes:
-        """As `compose`, with the DKIM signatures made in a worker thread: OpenSSL lets go
-        of the GIL while it signs, so an RSA signature (about two thirds of an unsigned
-        copy's CPU) runs on another core while the event loop composes the next copy."""
-        data, sign = self.unsigned(recipient, message_id, now)
-        if sign is None:
-            return data
-        # Ed25519 signs in ~20 µs: less than a thread hop costs; RSA is worth the hop.
-        return (await asyncio.to_thread(sign) if self._slow_keys else sign()) + data
+        """As `compose`. With an RSA key the signatures are made by the signing process
+        (mailer.delivery.signing), many copies' at a time, on another core, while the
+        event loop goes on with other copies; Ed25519 signs in ~20 µs, here."""
+        if self._signing is None:
+            return self.compose(recipient, message_id, now)
+        data, unsigned = self.unsigned(recipient, message_id, now)
+        assert unsigned is not None  # a signing process exists only with a signer
+        signatures = await self._signing.sign(list(enumerate(unsigned.digests)))
+        return unsigned.finish(signatures) + data
 
     def unsigned(
         self, recipient: Recipient, message_id: str, now: datetime
-    ) -> tuple[bytes, Callable[[], bytes] | None]:
-        """The reader's message, and the call that makes its DKIM-Signature fields (None
-        when signing is off)."""
+    ) -> tuple[bytes, Unsigned | None]:
+        """The reader's message, and its DKIM-Signature fields waiting for their signatures
+        (None when signing is off)."""
         # The static list headers are in the skeleton; only the reader's link is made here.
         token = self.consent.unsubscribe_token(recipient.ref, self.list_slug)
         unsubscribe_url = f"{self.base_url}/unsubscribe/{token}"
@@ -181,7 +185,7 @@ class Composer:
             return data, None
         # In the order of PER_READER_FIELDS; the skeleton's lines all end in CRLF.
         fields = (date, to, message_id, unsubscribe)
-        return data, partial(signing.signatures, data, fields, int(now.timestamp()))
+        return data, signing.unsigned(data, fields, int(now.timestamp()))
 
 
 def counted_parts(

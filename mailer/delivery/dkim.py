@@ -173,18 +173,26 @@ class Signer:
         self, names: tuple[bytes, ...], data: bytes, body_hash: bytes, timestamp: int | None
     ) -> bytes:
         """The DKIM-Signature fields over canonical header `data` selected by h=`names`."""
+        unsigned = self.unsigned(names, data, body_hash, timestamp)
+        return unsigned.finish(
+            [key.sign_digest(d) for key, d in zip(self.keys, unsigned.digests, strict=True)]
+        )
+
+    def unsigned(
+        self, names: tuple[bytes, ...], data: bytes, body_hash: bytes, timestamp: int | None
+    ) -> Unsigned:
+        """The fields before their b= values: what each key must sign, and the rest."""
         heads = self._heads.get(names) or self._head(names)
         tail = b"bh=" + base64.b64encode(body_hash) + b";"
         if timestamp is not None:
             tail = b"t=%d; " % timestamp + tail
         headers = hashlib.sha256(data)
-        out = []
-        for key, (folded, canonical) in zip(self.keys, heads, strict=True):
+        digests = []
+        for _, canonical in heads:
             digest = headers.copy()
             digest.update(canonical + b" " + tail + b" b=")
-            signature = base64.b64encode(key.sign_digest(digest.digest()))
-            out += [folded, b"\r\n ", tail, b"\r\n b=", _fold_value(signature)]
-        return b"".join(out)
+            digests.append(digest.digest())
+        return Unsigned(tuple(folded for folded, _ in heads), tail, tuple(digests))
 
     def _head(self, names: tuple[bytes, ...]) -> list[tuple[bytes, bytes]]:
         # Each key's field up to h= (folded), and its canonical form; h= rarely changes.
@@ -206,6 +214,28 @@ class Signer:
         return heads
 
 
+class Unsigned:
+    """A message's DKIM-Signature fields before their signatures: one SHA-256 digest for
+    each key to sign (in the Signer's order of keys), and `finish` to write the fields."""
+
+    __slots__ = ("digests", "heads", "tail")
+
+    def __init__(self, heads: tuple[bytes, ...], tail: bytes, digests: tuple[bytes, ...]) -> None:
+        self.heads, self.tail, self.digests = heads, tail, digests
+
+    def signed(self, keys: Sequence[DKIMKey]) -> bytes:
+        """The fields, signed here by `keys` (the Signer's, in its order)."""
+        return self.finish([key.sign_digest(d) for key, d in zip(keys, self.digests, strict=True)])
+
+    def finish(self, signatures: Sequence[bytes]) -> bytes:
+        """The fields (each ending CRLF), given each key's signature over its digest."""
+        out = []
+        for folded, signature in zip(self.heads, signatures, strict=True):
+            value = base64.b64encode(signature)
+            out += [folded, b"\r\n ", self.tail, b"\r\n b=", _fold_value(value)]
+        return b"".join(out)
+
+
 class Prepared:
     """A Signer for one layout of header: the static fields' canonical form made once."""
 
@@ -223,6 +253,16 @@ class Prepared:
     ) -> bytes:
         """The DKIM-Signature fields of `message` (lines ending in CRLF), whose header is the
         static one plus `values` of the per-message fields, each written `Name: value`."""
+        unsigned = self.unsigned(message, values, timestamp)
+        keys = self.signer.keys
+        return unsigned.finish(
+            [key.sign_digest(d) for key, d in zip(keys, unsigned.digests, strict=True)]
+        )
+
+    def unsigned(
+        self, message: bytes, values: Sequence[str], timestamp: int | None = None
+    ) -> Unsigned:
+        """As `signatures`, stopping before the signing itself (see `Unsigned`)."""
         slots = self.slots
         data = b"".join(
             piece
@@ -231,7 +271,7 @@ class Prepared:
             for piece in self.data
         )
         body_hash = simple_body_hash(message, message.find(b"\r\n\r\n") + 4)
-        return self.signer.fields(self.names, data, body_hash, timestamp)
+        return self.signer.unsigned(self.names, data, body_hash, timestamp)
 
 
 def _h_tag(names: Sequence[bytes]) -> list[bytes]:
