@@ -112,7 +112,7 @@ async def reject_contribution(
     except UnknownContribution as exc:
         return _not_found(request, staff, exc)
     except InvalidInput as exc:  # no reason, not confirmed, or decided already
-        status = 422 if not reason.strip() else 409
+        status = 422 if "the reason" in str(exc) else 409
         return await _contribution_page(
             request, staff, contribution_id, str(exc), status, reason=reason
         )
