@@ -32,6 +32,12 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "events.edit": _EDIT,
     "schedules.view": _EDIT,
     "schedules.edit": _EDIT,
+    "contributions.view": _EDIT,  # the queue of news and events sent in (issue 14)
+    "contributions.edit": _EDIT,  # accept or reject one; its contact is told
+    "clusters.view": _EDIT,  # proposals to the cluster catalogue (issue 13)
+    "clusters.edit": _EDIT,  # accept or reject a proposal
+    "segments.view": _EDIT,  # segments with their live counts; a filter counted as typed
+    "segments.edit": _EDIT,  # add or remove a segment
     "subscribers.view": _EDIT,
     "subscribers.import": _ADMIN,
     "audit.view": _AUDIT,  # ledger, reports, proofs, receipts, delivery audit, operations log

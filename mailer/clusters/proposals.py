@@ -111,6 +111,19 @@ def accept(session: Session, now: datetime, proposal_id: int) -> str:
     return outcome
 
 
+def changes(session: Session, proposal: ClusterProposal) -> list[tuple[str, Any, Any]]:
+    """What accepting would change, field by field: (field, now, proposed). For a new
+    cluster every field it sets is a change from nothing."""
+    spec = _spec(proposal)
+    target = by_name(session, spec.name)
+    before = asdict(spec_of(target)) if target is not None else {}
+    return [
+        (field, before.get(field), value)
+        for field, value in asdict(spec).items()
+        if before.get(field) != value and (target is not None or value not in ("", (), False))
+    ]
+
+
 def _changed(before: ClusterSpec, after: ClusterSpec) -> dict[str, Any]:
     return {k: v for k, v in asdict(after).items() if asdict(before)[k] != v}
 

@@ -15,6 +15,7 @@ Mails are announced (events of mailer.contributions.mails) and sent by the edge.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -97,6 +98,10 @@ class ContributionView:
             "decided_at": self.decided_at.isoformat() if self.decided_at else None,
             "reason": self.reason,
         }
+
+
+# Called inside a decision's transaction with the decided contribution.
+Decided = Callable[[Session, ContributionView], None]
 
 
 @dataclass(frozen=True)
@@ -261,9 +266,12 @@ class ContributionService:
             raise InvalidInput(f"contribution {row.id} was {row.status} already")
 
     def accept(
-        self, contribution_id: int
+        self, contribution_id: int, then: Decided | None = None
     ) -> tuple[ContributionView, tuple[ContributionDecided, ...]]:
-        """Into the list's next draft as an item or event "contributed by" its organisation."""
+        """Into the list's next draft as an item or event "contributed by" its organisation.
+
+        `then(session, view)` runs in the decision's transaction (the workspace writes
+        its operations-log line there)."""
         now = self.clock.now()
         with self.sessions.begin() as session:
             row = self._row(session, contribution_id)
@@ -273,17 +281,23 @@ class ContributionService:
             else:
                 row.event_id = _add_event(session, self.clock, row)
             row.status, row.decided_at = Status.ACCEPTED, now
-            return _view(row), _decided(row, accepted=True)
+            view = _view(row)
+            if then is not None:
+                then(session, view)
+            return view, _decided(row, accepted=True)
 
     def reject(
-        self, contribution_id: int, reason: str
+        self, contribution_id: int, reason: str, then: Decided | None = None
     ) -> tuple[ContributionView, tuple[ContributionDecided, ...]]:
         reason = clean_text(reason, "the reason", 1000)
         with self.sessions.begin() as session:
             row = self._row(session, contribution_id)
             self._decidable(row)
             row.status, row.decided_at, row.reason = Status.REJECTED, self.clock.now(), reason
-            return _view(row), _decided(row, accepted=False)
+            view = _view(row)
+            if then is not None:
+                then(session, view)
+            return view, _decided(row, accepted=False)
 
     # -- retention ------------------------------------------------------------------
 

@@ -17,11 +17,14 @@ from mailer.accounts import oplog
 from mailer.accounts.models import Operation
 from mailer.accounts.oplog import Actor
 from mailer.app.settings import Settings
+from mailer.archive import service as archive
 from mailer.cadence import cron
 from mailer.cadence.models import Schedule, ScheduleSlot
+from mailer.clicks.stats import IssueStats, issue_stats
 from mailer.content import curation
 from mailer.content.curation import EntryChanges, IssueChanges
 from mailer.content.models import Issue, IssueStatus
+from mailer.content.publication import publication_of
 from mailer.content.views import issue_detail, issue_summary
 from mailer.delivery import campaigns, previews
 from mailer.mail.render import Renderer
@@ -76,7 +79,14 @@ class IssueDesk:
             record["list_name"] = issue.mailing_list.name
             record["updated_at"] = issue.updated_at
             record["plan"] = self._plan(session, issue)
+            record["withheld"] = archive.is_withheld(session, issue.id)
+            record["archive_on"] = publication_of(session, issue.list_id).archive
             return record
+
+    def figures(self, issue_id: int) -> IssueStats:
+        """Copies sent, bounces, complaints, unsubscribes and clicks, as `mailer issues stats`."""
+        with self.sessions() as session:
+            return issue_stats(session, issue_id)
 
     def _plan(self, session: Session, issue: Issue) -> Plan:
         slot = session.scalar(
@@ -144,6 +154,13 @@ class IssueDesk:
         with self.sessions.begin() as session:
             issue = curation.reopen_issue(session, self.clock, issue_id)
             self._log(session, actor, "issue reopened", issue)
+
+    def withhold(self, actor: Actor, issue_id: int, withheld: bool) -> None:
+        """Keep the issue out of its list's public archive, or show it there again."""
+        with self.sessions.begin() as session:
+            issue = archive.withhold(session, self.clock, issue_id, withheld)
+            action = "issue withheld from the archive" if withheld else "issue shown in the archive"
+            self._log(session, actor, action, issue)
 
     async def test(self, actor: Actor, issue_id: int) -> SendResult:
         """One copy marked as a test to the actor's own address, draft or approved."""

@@ -155,3 +155,35 @@ def test_the_operations_log_shows_who_approved_and_who_sent(
     expect(rows.filter(has_text="issue approved")).to_contain_text(PEOPLE["editor"])
     expect(rows.filter(has_text="issue sent")).to_contain_text(PEOPLE["admin"])
     expect(rows.filter(has_text="test copy sent")).to_contain_text(PEOPLE["editor"])
+
+
+def test_an_editor_sees_the_segments_count_change_as_the_filter_is_typed(
+    open_page: Callable[..., Page],
+) -> None:
+    page = log_in(open_page(), "editor")
+    page.get_by_role("navigation", name="Workspace").get_by_role("link", name="Segments").click()
+    expect(page.get_by_role("heading", name="Segments", exact=True)).to_be_visible()
+    loads: list[str] = []
+    page.on("framenavigated", lambda frame: loads.append(frame.url))
+    page.get_by_label("Name").fill("Everyone active")
+    typed = page.get_by_label("Filter (JSON)")
+    count = page.get_by_test_id("segment-count")
+    expect(count).to_contain_text("Type a filter")
+
+    typed.press_sequentially('{"field": "state", "op": "eq", "value": "active"}')
+    expect(count).to_contain_text(f"{len(READERS)} readers (active, confirmed, not suppressed)")
+    typed.fill("")
+    typed.press_sequentially('{"field": "email", "op": "eq", "value": "x"}')
+    expect(count.get_by_role("alert")).to_contain_text('$.field: unknown field "email"')
+    typed.fill("")
+    typed.press_sequentially('{"field": "country", "op": "eq", "value": "Spain"}')
+    expect(count).to_contain_text("0 readers (active, confirmed, not suppressed)")
+    assert loads == []  # every count came in place, without loading the page again
+    assert page.get_by_label("Name").input_value() == "Everyone active"
+
+    typed.fill("")
+    typed.press_sequentially('{"field": "state", "op": "eq", "value": "active"}')
+    expect(count).to_contain_text(f"{len(READERS)} readers")
+    page.get_by_role("button", name="Save the segment").click()
+    expect(page.get_by_role("status")).to_have_text("The segment is saved.")
+    expect(page.get_by_test_id("segment-Everyone active")).to_contain_text(str(len(READERS)))

@@ -16,8 +16,10 @@ from mailer.web.admin.auth import runtime_of
 from mailer.web.api.delivery import delivery_out
 from mailer.workspace.audit import AuditDesk
 from mailer.workspace.issues import IssueDesk
+from mailer.workspace.moderation import ContributionDesk, ProposalDesk
 from mailer.workspace.people import ListDesk
 from mailer.workspace.schedules import ScheduleDesk
+from mailer.workspace.segments import SegmentDesk
 from mailer.workspace.sources import Sources
 
 
@@ -48,6 +50,20 @@ class Desks:
     def audit(self) -> AuditDesk:
         rt = self.runtime
         return AuditDesk(rt.sessions, rt.rights(), rt.settings.database_url)
+
+    @cached_property
+    def contributions(self) -> ContributionDesk:
+        rt = self.runtime
+        return ContributionDesk(rt.contributions, rt.mail, rt.clock)
+
+    @cached_property
+    def proposals(self) -> ProposalDesk:
+        return ProposalDesk(self.runtime.sessions, self.runtime.clock)
+
+    @cached_property
+    def segments(self) -> SegmentDesk:
+        rt = self.runtime
+        return SegmentDesk(rt.engine, rt.sessions, rt.clock, rt.settings.secret_key)
 
     @cached_property
     def users(self) -> UserService:

@@ -34,7 +34,10 @@ DONE = {
     "approved": "Approved: the issue is frozen for sending.",
     "reopened": "The issue is a draft again.",
     "drafted": "A new draft, gathered from what is new since the last issue.",
+    "withheld": "Withheld: the issue is no longer in the public archive.",
+    "shown": "The issue is in the public archive again.",
 }
+FIGURES_OF = ("sending", "sent")  # an issue's figures exist once copies go out
 
 
 def _version(issue: dict[str, Any]) -> str:
@@ -71,8 +74,12 @@ async def _editor(
         issue = await run_in_threadpool(desks(request).issues.detail, issue_id)
     except UnknownIssue as exc:
         return _not_found(request, staff, exc)
+    figures = None
+    if issue["status"] in FIGURES_OF:
+        figures = await run_in_threadpool(desks(request).issues.figures, issue_id)
     context = {
         "issue": issue,
+        "figures": figures,
         "error": error,
         "notice": DONE.get(request.query_params.get("done", "")),
         "title": f"Issue {issue['list']} #{issue['number']}",
@@ -230,6 +237,20 @@ async def reopen(
         await run_in_threadpool(desks(request).issues.reopen, staff.actor, issue_id)
 
     return await _act(request, staff, issue_id, work, "reopened")
+
+
+@router.post("/admin/issues/{issue_id}/withhold")
+async def withhold(
+    request: Request, issue_id: RowId, staff: Annotated[Staff, allow("issues.edit")]
+) -> Response:
+    """Keep the issue out of the public archive (withheld=yes) or show it again (no)."""
+    form = await form_of(request, staff)
+    withheld = text(form, "withheld", "yes") != "no"
+    try:
+        await run_in_threadpool(desks(request).issues.withhold, staff.actor, issue_id, withheld)
+    except UnknownIssue as exc:
+        return _not_found(request, staff, exc)
+    return back(f"/admin/issues/{issue_id}?done={'withheld' if withheld else 'shown'}")
 
 
 @router.post("/admin/issues/{issue_id}/send")

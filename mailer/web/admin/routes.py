@@ -12,6 +12,8 @@ from mailer.web.admin import (
     issues,
     login,
     manage,
+    moderation,
+    segments,
     sources,
     subscribers,
 )
@@ -23,6 +25,8 @@ ROUTERS: tuple[APIRouter, ...] = (
     issues.router,
     delivery.router,
     sources.router,
+    moderation.router,
+    segments.router,
     subscribers.router,
     audit.router,
     manage.router,
