@@ -102,7 +102,8 @@ def main() -> int:
         without = _compose(Composer(compiled, settings, runtime.consent))
     finally:
         runtime.close()
-    print(f"issue of {content.entry_count} entries, {len(counted.counted_links)} counted links")
+    entries = sum(len(section.entries) for section in content.sections) + len(content.events)
+    print(f"issue of {entries} entries, {len(counted.counted_links)} counted links")
     print(
         f"  Composer built, links rewritten once per campaign:  "
         f"{statistics.median(builds) * 1000:6.1f} ms"

@@ -1,45 +1,54 @@
-"""RSA signatures made in a process of their own, many per round trip (issue 12).
+"""DKIM signatures made in a process of their own, many per round trip (issue 12).
 
-An RSA-2048 signature costs OpenSSL about 220 µs of CPU; a campaign's event loop
-composes, records and sends a copy in less than that. A thread does not help much:
-the signing thread needs the GIL before and after each call and waits for it behind
-the event loop (CPython's switch interval is 5 ms), so signing and sending hardly
-overlap. Here the keys are loaded once into one child process (spawned, so no lock or
-thread of ours is copied into it), and the event loop sends it only the 32-byte
-digests to sign, gathered while the previous batch is being signed: one round trip
-per batch, not per copy. The body hash and the canonical header stay in the campaign's
-process (they are cheap and need the message); the child never sees a message.
+An RSA-2048 signature costs OpenSSL about 300 µs of CPU here, more than the rest of
+a campaign's copy; an Ed25519 one about 35 µs. In the campaign's process they would
+take the event loop's core, and a thread does not help: the signing thread needs the
+GIL before and after each call and waits for it behind the event loop (CPython's
+switch interval is 5 ms), so signing and sending hardly overlap. Here the keys are
+loaded once into a child process (`python -m mailer.delivery.signing`: a fresh
+interpreter, so no lock or thread of ours is copied into it and no script is run again),
+and the event loop writes it only the 32-byte digests to sign, gathered while
+the previous batch is being signed, and reads the signatures back when the pipe is
+readable: one round trip per batch, no thread in between. The body hash and the
+canonical header stay in the campaign's process (they need the message, and are
+cheap); the child never sees a message, only digests.
 
 One child per process and key set, started on first use and kept for the next
-campaigns (a delivery worker runs many batch jobs); it ends with its parent. If it
-dies, the signatures are made in a thread instead and the next campaign starts a new one.
+campaigns (a delivery worker runs many batch jobs); it ends with its parent (it reads
+end-of-file when the parent dies). If it dies, the batch in flight and every later one
+are signed in a thread instead, and the next campaign starts a new child.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.connection import Connection
 
 from mailer.delivery.dkim_keys import DKIMKey
 
 log = logging.getLogger(__name__)
 
 Job = tuple[int, bytes]  # (the key's index in the signer, the digest it signs)
-
-_CHILD_KEYS: list[DKIMKey] = []  # in the child: the keys, loaded once
-
-
-def _load(keys: Sequence[tuple[bytes, str, str]]) -> None:
-    _CHILD_KEYS[:] = [DKIMKey.from_bytes(pem, selector, domain) for pem, selector, domain in keys]
+KeySpec = tuple[bytes, str, str]  # the key as PEM, its selector and domain
 
 
-def _sign_all(jobs: Sequence[Job]) -> list[bytes]:
-    return [_CHILD_KEYS[index].sign_digest(digest) for index, digest in jobs]
+def _serve(jobs_in: Connection, answers_out: Connection) -> None:
+    """The child: read the keys, then sign each batch of jobs it reads, until its parent
+    goes away (end of file)."""
+    try:
+        specs: Sequence[KeySpec] = jobs_in.recv()
+        keys = [DKIMKey.from_bytes(pem, selector, domain) for pem, selector, domain in specs]
+        while True:
+            number, jobs = jobs_in.recv()
+            answers_out.send((number, [keys[i].sign_digest(digest) for i, digest in jobs]))
+    except (EOFError, OSError):
+        return
 
 
 class SigningProcess:
@@ -48,70 +57,130 @@ class SigningProcess:
     def __init__(self, keys: Sequence[DKIMKey]) -> None:
         self.keys = tuple(keys)
         specs = [(key.private_pem(), key.selector, key.domain) for key in self.keys]
-        self._pool: ProcessPoolExecutor | None = ProcessPoolExecutor(
-            max_workers=1,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_load,
-            initargs=(specs,),
-        )
+        child_in, jobs_out = os.pipe()
+        answers_in, child_out = os.pipe()
+        try:
+            self._child = subprocess.Popen(
+                [sys.executable, "-m", "mailer.delivery.signing", str(child_in), str(child_out)],
+                pass_fds=(child_in, child_out),
+                stdin=subprocess.DEVNULL,
+            )
+        finally:
+            os.close(child_in)
+            os.close(child_out)
+        self._jobs = Connection(jobs_out, readable=False)
+        self._pipe: Connection | None = Connection(answers_in, writable=False)
+        self._jobs.send(specs)  # the keys go through the pipe, never on a command line
         self._waiting: list[tuple[Job, asyncio.Future[bytes]]] = []
-        self._busy = False
+        self._in_flight: list[tuple[Job, asyncio.Future[bytes]]] = []
+        self._soon = False  # a batch is to be sent at the end of this turn of the loop
+        self._number = 0  # of the batch in flight; an answer to an older one is dropped
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.batches = 0  # round trips made, for the benchmark's report
+        self.batches = 0  # round trips made, for tests and the benchmark
 
     @property
     def alive(self) -> bool:
-        return self._pool is not None
+        return self._pipe is not None
+
+    @property
+    def pid(self) -> int:
+        return self._child.pid
 
     async def sign(self, jobs: Sequence[Job]) -> list[bytes]:
         """Each job's signature; the jobs of every copy asking meanwhile go in one batch."""
         loop = asyncio.get_running_loop()
-        if self._loop is not loop:  # a new event loop (the last one's batch died with it)
-            self._loop, self._waiting, self._busy = loop, [], False
+        if self._loop is not loop:  # a new event loop: the last one's batch died with it
+            if self._loop is not None and self._pipe is not None and not self._loop.is_closed():
+                self._loop.remove_reader(self._pipe.fileno())
+            self._loop, self._waiting, self._in_flight, self._soon = loop, [], [], False
         futures = []
         for job in jobs:
             future: asyncio.Future[bytes] = loop.create_future()
             self._waiting.append((job, future))
             futures.append(future)
-        if not self._busy:
-            self._busy = True
-            loop.create_task(self._drain())
+        if not self._in_flight and not self._soon:
+            # At the end of this turn of the loop: the copies composed in it share the batch.
+            self._soon = True
+            loop.call_soon(self._send_soon)
+        if len(futures) == 1:
+            return [await futures[0]]
         return list(await asyncio.gather(*futures))
 
-    async def _drain(self) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            while self._waiting:
-                batch, self._waiting = self._waiting, []
-                jobs = [job for job, _ in batch]
-                try:
-                    signatures = await self._signed(loop, jobs)
-                except Exception as exc:  # noqa: BLE001 (handed to every copy that waits)
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                    continue
-                for (_, future), signature in zip(batch, signatures, strict=True):
-                    if not future.done():
-                        future.set_result(signature)
-        finally:
-            self._busy = False
+    def _send_soon(self) -> None:
+        self._soon = False
+        if not self._in_flight:
+            self._send_batch()
 
-    async def _signed(self, loop: asyncio.AbstractEventLoop, jobs: list[Job]) -> list[bytes]:
+    def _send_batch(self) -> None:
+        batch, self._waiting = self._waiting, []
+        if not batch:
+            return
+        assert self._loop is not None
+        if self._pipe is None:
+            self._loop.create_task(self._in_thread(batch))
+            return
+        self._number += 1
         self.batches += 1
-        if self._pool is not None:
-            try:
-                return await loop.run_in_executor(self._pool, _sign_all, jobs)
-            except (BrokenProcessPool, OSError) as exc:
-                log.warning("the DKIM signing process ended (%s); signing in a thread", exc)
-                self._close()
-        keys = self.keys
-        return await asyncio.to_thread(lambda: [keys[i].sign_digest(d) for i, d in jobs])
+        self._in_flight = batch
+        try:
+            self._jobs.send((self._number, [job for job, _ in batch]))
+        except OSError as exc:
+            self._lost(exc)
+            return
+        self._loop.add_reader(self._pipe.fileno(), self._answered)
 
-    def _close(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+    def _answered(self) -> None:
+        assert self._pipe is not None and self._loop is not None
+        try:
+            number, signatures = self._pipe.recv()
+        except (EOFError, OSError) as exc:
+            self._lost(exc)
+            return
+        if number != self._number:
+            return  # the answer to a batch of an event loop that has ended
+        self._loop.remove_reader(self._pipe.fileno())
+        batch, self._in_flight = self._in_flight, []
+        for (_, future), signature in zip(batch, signatures, strict=True):
+            if not future.done():
+                future.set_result(signature)
+        self._send_batch()
+
+    def _lost(self, exc: BaseException) -> None:
+        log.warning("the DKIM signing process ended (%s); signing in a thread", exc)
+        batch, self._in_flight = self._in_flight, []
+        self.close()
+        assert self._loop is not None
+        if batch:
+            self._loop.create_task(self._in_thread(batch))
+        self._send_batch()
+
+    async def _in_thread(self, batch: list[tuple[Job, asyncio.Future[bytes]]]) -> None:
+        keys = self.keys
+        try:
+            signatures = await asyncio.to_thread(
+                lambda: [keys[index].sign_digest(digest) for (index, digest), _ in batch]
+            )
+        except Exception as exc:  # noqa: BLE001 (handed to every copy that waits)
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (_, future), signature in zip(batch, signatures, strict=True):
+            if not future.done():
+                future.set_result(signature)
+
+    def close(self) -> None:
+        """Stop the child (it reads end-of-file); later signatures are made in a thread."""
+        pipe, self._pipe = self._pipe, None
+        if pipe is not None:
+            if self._loop is not None and not self._loop.is_closed():
+                self._loop.remove_reader(pipe.fileno())
+            pipe.close()
+            self._jobs.close()  # the child reads end-of-file and ends
+            try:
+                self._child.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._child.kill()
         with _lock:
             for name, known in list(_processes.items()):
                 if known is self:
@@ -130,3 +199,9 @@ def signing_process(keys: Sequence[DKIMKey]) -> SigningProcess:
         if found is None or not found.alive:
             found = _processes[name] = SigningProcess(keys)
         return found
+
+
+if __name__ == "__main__":
+    _serve(
+        Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False)
+    )

@@ -32,7 +32,7 @@ def test_signatures_from_the_child_equal_those_made_here_and_come_in_batches() -
     # RSA PKCS#1 v1.5 and Ed25519 are deterministic: the same bytes as signing here.
     assert got == [[keys[0].sign_digest(d), keys[1].sign_digest(d)] for d in digests]
     assert 1 <= process.batches < 40  # fewer round trips than copies
-    process._close()
+    process.close()
 
 
 def test_a_killed_signing_child_is_replaced_by_a_thread_and_then_by_a_new_child() -> None:
@@ -40,10 +40,8 @@ def test_a_killed_signing_child_is_replaced_by_a_thread_and_then_by_a_new_child(
     process = signing_process(keys)
     digest = _digests(1)[0]
     assert asyncio.run(process.sign([(0, digest)])) == [keys[0].sign_digest(digest)]
-    assert process._pool is not None
-    children = list(process._pool._processes)  # type: ignore[attr-defined]
-    assert len(children) == 1
-    os.kill(children[0], signal.SIGKILL)
+    assert process.alive
+    os.kill(process.pid, signal.SIGKILL)
 
     # The copies asking now are still signed, correctly (by a thread of this process).
     after = _digests(5)
@@ -54,4 +52,4 @@ def test_a_killed_signing_child_is_replaced_by_a_thread_and_then_by_a_new_child(
     fresh = signing_process(keys)
     assert fresh is not process and fresh.alive
     assert asyncio.run(fresh.sign([(0, digest)])) == [keys[0].sign_digest(digest)]
-    fresh._close()
+    fresh.close()
