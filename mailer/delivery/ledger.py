@@ -311,11 +311,6 @@ class LedgerWriter:
                 # One round trip: the replies, the moves and the commit in one pipeline;
                 # the moved ids are read once the commit has answered.
                 with raw.driver_connection.pipeline():
-                    # Both statements find their few rows by primary key. A campaign's
-                    # table grows faster than autovacuum's statistics, which then call it
-                    # tiny, and the planner scans it whole instead (at 50,000 rows, a few
-                    # ms a group); in this transaction only, it is told not to.
-                    cursor.execute("SET LOCAL enable_seqscan = off")
                     if replies:
                         self._write(cursor, replies)
                     moves = raw.cursor()

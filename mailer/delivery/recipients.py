@@ -13,7 +13,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Connection, Engine, Select, Table, and_, insert, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Select,
+    Table,
+    and_,
+    insert,
+    select,
+    text,
+)
 from sqlalchemy.orm import Session
 
 from consent.clock import utc
@@ -130,6 +140,7 @@ class RecipientSource:
     def first_pass(self, now: datetime) -> Iterator[list[Recipient]]:
         """Batches of the subscribers still owed their first copy, in subscriber order."""
         after = 0
+        written, analysed = 0, 0
         while True:
             with self.engine.begin() as connection:
                 rows = connection.execute(
@@ -165,6 +176,14 @@ class RecipientSource:
                 ]
                 if new:
                     connection.execute(insert(D), new)
+                    written += len(new)
+                    if written >= 2 * analysed and connection.dialect.name == "postgresql":
+                        # The ledger grows faster than autovacuum analyses it; with the
+                        # statistics of a fresh table the planner scans every row of the
+                        # issue for each batch (and for each group commit). Analysed again
+                        # each time the rows written double: a few times per campaign.
+                        connection.execute(text("ANALYZE deliveries"))
+                        analysed = written
                     existing.update(
                         (sid, (did, status))
                         for sid, did, status in connection.execute(
