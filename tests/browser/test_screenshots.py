@@ -43,6 +43,8 @@ def test_take_the_screenshots_of_the_main_screens(open_page: Callable[..., Page]
         "subscribers": (admin, "/admin/subscribers"),
         "report": (auditor, "/admin/audit/report?list=cyber-news"),
         "oplog": (auditor, "/admin/audit/log"),
+        "segments": (editor, "/admin/segments"),
+        "contributions": (editor, "/admin/contributions"),
     }
     for name, (page, url) in shots.items():
         for width in (1280, 390):
