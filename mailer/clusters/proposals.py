@@ -116,12 +116,10 @@ def changes(session: Session, proposal: ClusterProposal) -> list[tuple[str, Any,
     cluster every field it sets is a change from nothing."""
     spec = _spec(proposal)
     target = by_name(session, spec.name)
-    before = asdict(spec_of(target)) if target is not None else {}
-    return [
-        (field, before.get(field), value)
-        for field, value in asdict(spec).items()
-        if before.get(field) != value and (target is not None or value not in ("", (), False))
-    ]
+    if target is None:
+        return [(f, None, v) for f, v in asdict(spec).items() if v not in ("", (), False)]
+    before = spec_of(target)
+    return [(f, getattr(before, f), v) for f, v in _changed(before, spec).items()]
 
 
 def _changed(before: ClusterSpec, after: ClusterSpec) -> dict[str, Any]:

@@ -182,7 +182,7 @@ class RecipientSource:
                         # statistics of a fresh table the planner scans every row of the
                         # issue for each batch (and for each group commit). Analysed again
                         # each time the rows written double: a few times per campaign.
-                        connection.execute(text("ANALYZE deliveries"))
+                        connection.execute(text(f"ANALYZE {D.name}"))
                         analysed = written
                     existing.update(
                         (sid, (did, status))
