@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, select, text
+from sqlalchemy import event, select, text
 
 from consent.clock import FrozenClock
 from mailer.app import db
@@ -29,20 +29,29 @@ from tests.delivery_fixtures import approved_issue, subscribe
 READERS = ["first@example.org", "second@example.org", "third@example.org"]
 
 
-def short_lock_waits(engine: Engine) -> None:
-    """Connections of `engine` give up on a lock after 300 ms (real settings, not a mock)."""
-
-    @event.listens_for(engine, "connect")
-    def _short(dbapi_connection: Any, _record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        if engine.dialect.name == "sqlite":
-            cursor.execute("PRAGMA busy_timeout=300")
+def short_lock_waits(settings: Settings, clock: FrozenClock) -> Runtime:
+    """A runtime whose connections give up on a lock after 300 ms (real settings, not a
+    mock). PostgreSQL: `lock_timeout` in the database URL's options, so that every
+    connection made from it has it, the ledger's own asyncio connection too; SQLite:
+    `busy_timeout`, set as the engine connects."""
+    url = settings.database_url
+    if url.startswith("postgresql"):
+        option = "-clock_timeout%3D300ms"
+        if "options=" in url:
+            url = url.replace("options=", f"options={option}%20", 1)
         else:
-            cursor.execute("SET lock_timeout = '300ms'")
-        cursor.close()
-        dbapi_connection.commit()
+            url += ("&" if "?" in url else "?") + f"options={option}"
+    runtime = Runtime.build(settings.model_copy(update={"database_url": url}), clock=clock)
+    if runtime.engine.dialect.name == "sqlite":
 
-    engine.dispose()  # connections made before the listener go
+        @event.listens_for(runtime.engine, "connect")
+        def _short(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA busy_timeout=300")
+            cursor.close()
+
+        runtime.engine.dispose()  # connections made before the listener go
+    return runtime
 
 
 class Blocker:
@@ -124,8 +133,7 @@ def send_with_a_lock_after_the_first_copy(
 @pytest.fixture
 def one_worker(settings: Settings, clock: FrozenClock) -> Iterator[Runtime]:
     """A runtime with one delivery worker, so each reply is written with the next move."""
-    runtime = Runtime.build(settings.model_copy(update={"concurrency": 1}), clock=clock)
-    short_lock_waits(runtime.engine)
+    runtime = short_lock_waits(settings.model_copy(update={"concurrency": 1}), clock)
     try:
         yield runtime
     finally:
@@ -200,3 +208,63 @@ def test_a_ledger_refused_for_good_pauses_the_run_without_losing_a_reply(
     assert resumed.state == "finished" and resumed.counts == {"sent": len(READERS)}
     got = Counter(r for m in smtp_server.received for r in m.rcpt_tos)
     assert got == Counter(READERS)
+
+
+def test_a_ledger_connection_lost_mid_run_is_made_again_and_no_reply_is_lost(
+    one_worker: Runtime,
+    make_list: Callable[..., str],
+    smtp_server: SMTPServer,
+    db_url: str,
+) -> None:
+    """PostgreSQL: the server ends the ledger's own connection (a failover, an admin's
+    pg_terminate_backend) while the first copy is in its SMTP transaction; the next group
+    commit fails, the ledger makes a new connection and writes the kept reply with the
+    next move. Each reader gets exactly one copy."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("the ledger's own asyncio connection is PostgreSQL's")
+    runtime = one_worker
+    make_list()
+    for email in READERS:
+        subscribe(runtime, email)
+    issue_id = approved_issue(runtime)
+    smtp_server.received.clear()
+    killer = db.make_engine(db_url)
+    ended: list[int] = []
+
+    def end_the_ledger_connection() -> None:
+        with killer.connect() as connection:
+            ended.extend(
+                connection.scalars(
+                    text("SELECT pid FROM pg_stat_activity WHERE application_name = :name"),
+                    {"name": f"mailer ledger, issue {issue_id}"},
+                )
+            )
+            for pid in ended:
+                connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+
+    handler = smtp_server.handler
+    record = handler.handle_DATA
+
+    async def end_it_during_the_first_copy(
+        server: object, session: object, envelope: object
+    ) -> str:
+        if not ended:
+            await asyncio.to_thread(end_the_ledger_connection)
+        return await record(server, session, envelope)
+
+    log = LedgerLog(logging.WARNING, then=lambda: None)
+    logging.getLogger("mailer.delivery.ledger").addHandler(log)
+    handler.handle_DATA = end_it_during_the_first_copy  # type: ignore[method-assign]
+    try:
+        summary = asyncio.run(runtime.campaign(issue_id).run())
+    finally:
+        handler.handle_DATA = record  # type: ignore[method-assign]
+        logging.getLogger("mailer.delivery.ledger").removeHandler(log)
+        killer.dispose()
+
+    assert len(ended) == 1, "the ledger's connection was not found: the test proved nothing"
+    assert any("trying again" in m for m in log.messages), log.messages
+    got = Counter(r for m in smtp_server.received for r in m.rcpt_tos)
+    assert got == Counter(READERS)
+    assert sorted(statuses(runtime, issue_id).values()) == ["sent"] * len(READERS)
+    assert summary.state == "finished" and summary.counts == {"sent": len(READERS)}
