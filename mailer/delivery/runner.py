@@ -306,16 +306,29 @@ class CampaignRunner:
         message_id = self.composer.message_id()
         try:
             address = mail_address(recipient.email)
-            data = await self.composer.compose_async(recipient, message_id, now)
+            composed = self.composer.compose_soon(recipient, message_id, now)
         except HeaderInjection as exc:  # a row stored before addresses were checked as now
             self.progress.cancelled += await self.ledger.cancel(
                 [recipient.delivery_id], f"not sent: {exc}"
             )
             return
-        if not await self.ledger.begin(recipient.delivery_id, message_id, now):
+        # The signatures are made while the row's move to `sending` commits.
+        try:
+            moved = await self.ledger.begin(recipient.delivery_id, message_id, now)
+        except BaseException:
+            composed.drop()
+            raise
+        if not moved:
+            composed.drop()
             self.progress.cancelled += await self.ledger.cancel(
                 [recipient.delivery_id], "not sent: consent ended before this copy was sent"
             )
+            return
+        try:
+            data = await composed.message()
+        except Exception as exc:  # noqa: BLE001  (nothing went out: the copy is owed, later)
+            log.warning("issue %s: a copy could not be signed: %s", self.issue_id, exc)
+            self._defer(recipient, None, f"not signed: {exc}")
             return
         # The envelope names the stored address, the same one the To header shows.
         envelope = Envelope(self.composer.sender(recipient), (address,), data)
