@@ -4,11 +4,14 @@ every copy received verifies with dkimpy against the records `mailer dkim keygen
 from __future__ import annotations
 
 import asyncio
+import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 from typer.testing import CliRunner
 
+from mailer.app.settings import Settings
 from mailer.app.wiring import Runtime
 from mailer.cli import app
 from mailer.content import curation
@@ -82,3 +85,38 @@ def test_every_copy_preview_and_test_copy_carries_two_valid_signatures_E1_C5(
     assert verdicts(test_copy.data, records) == [True, True]
     edited = test_copy.data.replace(b"\r\nSubject: ", b"\r\nSubject: Re: ", 1)
     assert edited != test_copy.data and verdicts(edited, records) == [False, False]
+
+
+def test_a_worker_reads_its_keys_once_and_again_when_a_key_file_is_rotated(
+    runtime: Runtime, settings: Settings, tmp_path: Path
+) -> None:
+    """A delivery worker keeps the DKIM signer between batch jobs (reading an RSA key
+    costs OpenSSL tens of milliseconds), and a key file replaced in place signs from
+    the next batch job on, without a restart."""
+    from mailer.delivery.batch import WorkerContext
+    from mailer.delivery.runner import make_pool
+
+    first = keygen(tmp_path, "news2026", "ed25519")
+    configured = settings.model_copy(update={"dkim_keys": first.spec})
+    ctx = WorkerContext(
+        runtime.engine,
+        runtime.sessions,
+        runtime.clock,
+        configured,
+        runtime.consent,
+        make_pool(configured),
+    )
+    signer = ctx.signer()
+    assert signer is not None and ctx.signer() is signer  # not read again
+    old_record = signer.keys[0].dns_record
+
+    (tmp_path / "new").mkdir()
+    rotated = keygen(tmp_path / "new", "news2026", "ed25519")
+    first.path.write_bytes(rotated.path.read_bytes())
+    later = time.time() + 5  # a later mtime, whatever the file system's resolution
+    os.utime(first.path, (later, later))
+
+    again = ctx.signer()
+    assert again is not None and again is not signer
+    assert again.keys[0].dns_record != old_record
+    assert again.keys[0].zone_line in rotated.zone_line  # the new key, as printed
