@@ -551,21 +551,26 @@ def _postgres_schema() -> tuple[str, object] | None:
 
 
 def postgres_beside_sqlite(sqlite_rate: float, count: int, port: int, connections: int) -> None:
-    """(d) the same unsigned campaign in-process on PostgreSQL, beside (c) on SQLite."""
-    made = _postgres_schema()
-    if made is None:
+    """(d) the same unsigned campaign in-process on PostgreSQL, beside (c) on SQLite: best
+    of ROUNDS, as (c) is, each on a fresh schema."""
+    if _postgres_schema_base() is None:
         print("(d) PostgreSQL: set MAILER_BENCH_POSTGRES_URL to measure it; skipped")
         return
-    url, drop = made
-    try:
-        issue_id = prepare(Path("unused"), count, url)
-        d = _campaign_in_subprocess(Path("unused"), issue_id, port, connections, url=url)
-        print(
-            f"(d) full campaign (PostgreSQL):       {d['rate']:8.0f} msg/s"
-            f"  d/c = {d['rate'] / sqlite_rate:.0%} (target >= 80%)"
-        )
-    finally:
-        drop()  # type: ignore[operator]
+    best: dict[str, float] = {"rate": 0.0}
+    for _ in range(ROUNDS):
+        made = _postgres_schema()
+        assert made is not None
+        url, drop = made
+        try:
+            issue_id = prepare(Path("unused"), count, url)
+            run = _campaign_in_subprocess(Path("unused"), issue_id, port, connections, url=url)
+            best = run if run["rate"] > best["rate"] else best
+        finally:
+            drop()  # type: ignore[operator]
+    print(
+        f"(d) full campaign (PostgreSQL):       {best['rate']:8.0f} msg/s"
+        f"  d/c = {best['rate'] / sqlite_rate:.0%} (target >= 80%; best of {ROUNDS})"
+    )
 
 
 def _rsa_key(path: Path) -> Path:
