@@ -44,7 +44,7 @@ KeySpec = tuple[bytes, str, str]  # the key as PEM, its selector and domain
 
 # Seconds a batch waits for more digests once its first arrived (the copies wait as
 # long on their commits), and the most digests in one batch.
-GATHER = 0.0005
+GATHER = 0.001
 MOST = 256
 
 # A batch: its number and how many jobs, then each job's key index and 32-byte digest.
