@@ -140,6 +140,18 @@ def one_worker(settings: Settings, clock: FrozenClock) -> Iterator[Runtime]:
         runtime.close()
 
 
+def an_issue_for_the_readers(
+    runtime: Runtime, make_list: Callable[..., str], smtp_server: SMTPServer
+) -> int:
+    """The list, the three READERS subscribed, an approved issue; the relay's log empty."""
+    make_list()
+    for email in READERS:
+        subscribe(runtime, email)
+    issue_id = approved_issue(runtime)
+    smtp_server.received.clear()
+    return issue_id
+
+
 def statuses(runtime: Runtime, issue_id: int) -> dict[str, str]:
     with runtime.sessions() as session:
         rows = session.scalars(select(Delivery).where(Delivery.issue_id == issue_id))
@@ -153,11 +165,7 @@ def test_a_refused_group_commit_keeps_the_accepted_replies_and_retries(
     db_url: str,
 ) -> None:
     runtime = one_worker
-    make_list()
-    for email in READERS:
-        subscribe(runtime, email)
-    issue_id = approved_issue(runtime)
-    smtp_server.received.clear()
+    issue_id = an_issue_for_the_readers(runtime, make_list, smtp_server)
     blocker = Blocker(db_url, issue_id)
     log = LedgerLog(logging.WARNING, then=blocker.release.set)  # let go at the first refusal
 
@@ -181,11 +189,7 @@ def test_a_ledger_refused_for_good_pauses_the_run_without_losing_a_reply(
     db_url: str,
 ) -> None:
     runtime = one_worker
-    make_list()
-    for email in READERS:
-        subscribe(runtime, email)
-    issue_id = approved_issue(runtime)
-    smtp_server.received.clear()
+    issue_id = an_issue_for_the_readers(runtime, make_list, smtp_server)
     blocker = Blocker(db_url, issue_id)
     log = LedgerLog(logging.ERROR, then=blocker.release.set)  # held through every retry
 
@@ -223,11 +227,7 @@ def test_a_ledger_connection_lost_mid_run_is_made_again_and_no_reply_is_lost(
     if not db_url.startswith("postgresql"):
         pytest.skip("the ledger's own asyncio connection is PostgreSQL's")
     runtime = one_worker
-    make_list()
-    for email in READERS:
-        subscribe(runtime, email)
-    issue_id = approved_issue(runtime)
-    smtp_server.received.clear()
+    issue_id = an_issue_for_the_readers(runtime, make_list, smtp_server)
     killer = db.make_engine(db_url)
     ended: list[int] = []
 
