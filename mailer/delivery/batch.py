@@ -9,8 +9,9 @@ another worker, once its heartbeat expired), those rows become `uncertain` and
 are reported, never sent again unless the operator asks (`--resend-uncertain`).
 Replies are written in one statement per claim, in the same transaction as the
 next claim, and that claim's suppression and topic lookups follow on the same
-connection: one trip to a worker thread and one commit per claim (each trip to
-a thread cost about 2 ms of waiting on two busy cores). The global rate is a
+connection: one trip to a worker thread and one commit per claim, not four trips
+(each waits for a thread to be scheduled on cores the event loop, the signing
+child, the relay and the database share). The global rate is a
 bucket in PostgreSQL shared by every worker; a destination group's rate too.
 """
 
