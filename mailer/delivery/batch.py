@@ -119,8 +119,9 @@ class WorkerContext:
         costs OpenSSL tens of milliseconds: once a batch job, it was 4 % of a worker."""
         try:
             stamp: object = [
-                (selector, path, os.stat(path).st_mtime_ns, os.stat(path).st_size)
+                (selector, path, found.st_mtime_ns, found.st_size)
                 for selector, path in self.settings.dkim_key_files
+                for found in (os.stat(path),)
             ]
         except OSError:
             stamp = None  # signer_from says what is wrong with the file

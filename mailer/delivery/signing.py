@@ -13,9 +13,9 @@ signatures back when the pipe is readable: one round trip per batch, no thread i
 between, no pickling (a batch is a few packed bytes each way). The wait costs a copy
 nothing: it waits as long for its row's move to `sending` to commit. Without it an
 Ed25519 child answered so fast that nearly every batch held one digest, and the
-round trips cost the event loop about 90 µs a copy, more than the signature. The body hash and the
-canonical header stay in the campaign's process (they need the message, and are
-cheap); the child never sees a message, only digests.
+round trips cost the event loop about 90 µs a copy, more than the signature. The
+body hash and the canonical header stay in the campaign's process (they need the
+message, and are cheap); the child never sees a message, only digests.
 
 One child per process and key set, started on first use and kept for the next
 campaigns (a delivery worker runs many batch jobs); it ends with its parent (it reads
