@@ -25,7 +25,9 @@ from consent.models import ConsentEvent, EventDetail, EventKind
 
 GENESIS = "0" * 64
 SUBJECT_WIDE = "*"  # the list of events about a person rather than one list (erased, rectified)
-_PG_LEDGER_LOCK = 727_001  # advisory lock key serialising appends on PostgreSQL
+# Advisory lock serialising appends on PostgreSQL: (this schema's hash, this key), so two
+# deployments sharing one database in separate schemas keep separate ledgers and locks.
+_PG_LEDGER_LOCK = 727_001
 EventRow = Mapping[Any, Any]  # an event as a row mapping (RowMapping or a dict)
 _EVENTS = cast(Table, ConsentEvent.__table__)
 _DETAILS = cast(Table, EventDetail.__table__)
@@ -89,7 +91,10 @@ def head(session: Session) -> tuple[int, str]:
 def lock_ledger(session: Session) -> None:
     """Serialise appenders for the rest of the transaction (PostgreSQL; SQLite locks anyway)."""
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LEDGER_LOCK})
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(current_schema()), :k)"),
+            {"k": _PG_LEDGER_LOCK},
+        )
 
 
 @dataclass(frozen=True)

@@ -397,13 +397,19 @@ class ScheduleService:
                 yield True
                 return
             with self.sessions() as session:
-                key = 828_000_000 + slot_id
-                got = session.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": key})
+                # Keyed by (this schema, slot): deployments sharing one database in
+                # separate schemas do not hold each other's slots.
+                key = {"k": slot_id}
+                got = session.scalar(
+                    text("SELECT pg_try_advisory_lock(hashtext(current_schema()), :k)"), key
+                )
                 try:
                     yield bool(got)
                 finally:
                     if got:
-                        session.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                        session.execute(
+                            text("SELECT pg_advisory_unlock(hashtext(current_schema()), :k)"), key
+                        )
                         session.commit()
         finally:
             self._in_flight.discard(slot_id)
