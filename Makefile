@@ -14,8 +14,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/mailer demo
 
+# pytest-xdist processes: one per core; `make test TEST_WORKERS=0` runs the suite in one.
+TEST_WORKERS ?= auto
+
 test: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 check: $(STAMP)
 	$(BIN)/ruff format --check mailer consent tests benchmarks tools

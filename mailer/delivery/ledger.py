@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -306,7 +307,8 @@ class LedgerWriter:
         named in pg_stat_activity unless the URL names it."""
         if self._async is None:
             args, kwargs = self.engine.dialect.create_connect_args(self.engine.url)
-            kwargs.setdefault("application_name", f"mailer ledger, issue {self.issue_id}")
+            name = f"mailer ledger, issue {self.issue_id}, pid {os.getpid()}"
+            kwargs.setdefault("application_name", name)
             self._async = await psycopg.AsyncConnection.connect(*args, **kwargs)
         return self._async
 

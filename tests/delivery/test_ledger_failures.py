@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -236,7 +237,7 @@ def test_a_ledger_connection_lost_mid_run_is_made_again_and_no_reply_is_lost(
             ended.extend(
                 connection.scalars(
                     text("SELECT pid FROM pg_stat_activity WHERE application_name = :name"),
-                    {"name": f"mailer ledger, issue {issue_id}"},
+                    {"name": f"mailer ledger, issue {issue_id}, pid {os.getpid()}"},
                 )
             )
             for pid in ended:
