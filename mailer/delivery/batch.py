@@ -275,10 +275,10 @@ class BatchJob:
             composed.drop()
             raise
         try:
-            data = await composed.message()
+            data, wire = await composed.payload()
         except Exception as exc:  # noqa: BLE001  (nothing went out: the copy is owed, later)
             return self._defer(r, None, f"not signed: {exc}", message_id)
-        envelope = Envelope(self.composer.sender(r), (address,), data)
+        envelope = Envelope(self.composer.sender(r), (address,), data, wire)
         try:
             reply, verdict = await self.ctx.pool.deliver(envelope)
         except DeliveryUncertain as exc:

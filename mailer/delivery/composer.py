@@ -24,6 +24,7 @@ from mailer.delivery.dkim_keys import DKIMKey
 from mailer.delivery.recipients import Recipient
 from mailer.delivery.signing import signing_process
 from mailer.delivery.skeleton import Part, Skeleton
+from mailer.delivery.wire import wire_form
 from mailer.mail import messages
 
 TEST_SUBJECT_PREFIX = "[TEST] "
@@ -146,20 +147,32 @@ class Composer:
         return await self.compose_soon(recipient, message_id, now).message()
 
     def compose_soon(self, recipient: Recipient, message_id: str, now: datetime) -> Composed:
-        """The reader's message composed now (a HeaderInjection is raised here), its
-        signatures asked of the signing process: the caller does what it must before
-        sending (the ledger's move to `sending`, the rate) while they are made."""
-        if self._signing is None:
-            return Composed(self.compose(recipient, message_id, now))
-        data, unsigned = self.unsigned(recipient, message_id, now)
-        assert unsigned is not None  # a signing process exists only with a signer
-        return Composed(data, unsigned, self._signing.submit(list(enumerate(unsigned.digests))))
+        """The reader's message composed now (a HeaderInjection is raised here), with its
+        DATA payload in wire form, its signatures asked of the signing process: the caller
+        does what it must before sending (the ledger's move to `sending`, the rate) while
+        they are made."""
+        data, wire, unsigned = self._both(recipient, message_id, now)
+        if unsigned is None:  # signing is off
+            return Composed(data, wire)
+        if self._signing is None:  # a test copy or a preview: one message, signed here
+            assert self.signer is not None  # fields to sign come only with a signer
+            return Composed(data, wire, head=unsigned.signed(self.signer.keys))
+        futures = self._signing.submit(list(enumerate(unsigned.digests)))
+        return Composed(data, wire, unsigned=unsigned, futures=futures)
 
     def unsigned(
         self, recipient: Recipient, message_id: str, now: datetime
     ) -> tuple[bytes, Unsigned | None]:
         """The reader's message, and its DKIM-Signature fields waiting for their signatures
         (None when signing is off)."""
+        data, _, unsigned = self._both(recipient, message_id, now, wire=False)
+        return data, unsigned
+
+    def _both(
+        self, recipient: Recipient, message_id: str, now: datetime, wire: bool = True
+    ) -> tuple[bytes, bytes, Unsigned | None]:
+        """The reader's message, its wire form (b"" unless `wire`) and its DKIM-Signature
+        fields waiting for their signatures (None when signing is off)."""
         # The static list headers are in the skeleton; only the reader's link is made here.
         token = self.consent.unsubscribe_token(recipient.ref, self.list_slug)
         unsubscribe_url = f"{self.base_url}/unsubscribe/{token}"
@@ -180,39 +193,61 @@ class Composer:
             if self.compiled.section_topics
             else (self.skeleton, self.signing)
         )
-        data = skeleton.message(
-            date=date,
-            to=to,
-            message_id=message_id,
-            headers=[("List-Unsubscribe", unsubscribe)],
-            values=values,
-        )
+        headers = [("List-Unsubscribe", unsubscribe)]
+        if wire:
+            data, wire_data = skeleton.message_and_wire(
+                date=date, to=to, message_id=message_id, headers=headers, values=values
+            )
+        else:
+            wire_data = b""
+            data = skeleton.message(
+                date=date, to=to, message_id=message_id, headers=headers, values=values
+            )
         if signing is None:
-            return data, None
+            return data, wire_data, None
         # In the order of PER_READER_FIELDS; the skeleton's lines all end in CRLF.
         fields = (date, to, message_id, unsubscribe)
-        return data, signing.unsigned(data, fields, int(now.timestamp()))
+        return data, wire_data, signing.unsigned(data, fields, int(now.timestamp()))
 
 
 class Composed:
-    """A reader's message whose DKIM signatures may still be on their way."""
+    """A reader's message and its DATA payload in wire form, whose DKIM signatures may
+    still be on their way."""
 
-    __slots__ = ("data", "futures", "unsigned")
+    __slots__ = ("data", "futures", "head", "unsigned", "wire")
 
     def __init__(
         self,
         data: bytes,
+        wire: bytes,
+        head: bytes = b"",
         unsigned: Unsigned | None = None,
         futures: Sequence[asyncio.Future[bytes]] = (),
     ) -> None:
-        self.data, self.unsigned, self.futures = data, unsigned, futures
+        self.data, self.wire, self.head = data, wire, head
+        self.unsigned, self.futures = unsigned, futures
 
     async def message(self) -> bytes:
         """The message's bytes, signed; raises what signing raised."""
+        return (await self._head()) + self.data
+
+    async def payload(self) -> tuple[bytes, bytes]:
+        """The signed message and its DATA payload in wire form; raises what signing
+        raised. The DKIM-Signature fields are ours, folded with CRLF and a space, so no
+        line of theirs starts with a dot; they are checked all the same (a few hundred
+        bytes, not the message)."""
+        head = await self._head()
+        if not head:
+            return self.data, self.wire
+        if wire_form(head) != head + b".\r\n":
+            raise ValueError("the DKIM-Signature fields are not in wire form")
+        return head + self.data, head + self.wire
+
+    async def _head(self) -> bytes:
         if self.unsigned is None:
-            return self.data
+            return self.head
         signatures = [await future for future in self.futures]
-        return self.unsigned.finish(signatures) + self.data
+        return self.unsigned.finish(signatures)
 
     def drop(self) -> None:
         """Not sent after all: the signatures are not wanted."""

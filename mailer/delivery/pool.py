@@ -27,7 +27,7 @@ from aiolimiter import AsyncLimiter
 from mailer.app.settings import SMTPTarget
 from mailer.delivery.destinations import Destinations
 from mailer.delivery.replies import Verdict, classify
-from mailer.delivery.wire import use_wire_protocol
+from mailer.delivery.wire import send_data, use_wire_protocol
 from mailer.mail.transport import Envelope, SendResult, TransportError, smtp_client
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ class _Connection:
             await self._reset(smtp, exc.code)
             return SendResult(exc.code, exc.message), False
         try:
-            response = await smtp.data(envelope.data)
+            response = await send_data(smtp, envelope.data, envelope.wire)
         except aiosmtplib.SMTPResponseException as exc:
             if exc.code == 421:
                 await self.close(polite=False)

@@ -325,13 +325,13 @@ class CampaignRunner:
             )
             return
         try:
-            data = await composed.message()
+            data, wire = await composed.payload()
         except Exception as exc:  # noqa: BLE001  (nothing went out: the copy is owed, later)
             log.warning("issue %s: a copy could not be signed: %s", self.issue_id, exc)
             self._defer(recipient, None, f"not signed: {exc}")
             return
         # The envelope names the stored address, the same one the To header shows.
-        envelope = Envelope(self.composer.sender(recipient), (address,), data)
+        envelope = Envelope(self.composer.sender(recipient), (address,), data, wire)
         try:
             reply, verdict = await self.pool.deliver(envelope)
         except DeliveryUncertain as exc:

@@ -8,6 +8,13 @@ byte strings. Each spliced value is encoded on its own and framed by QP soft lin
 breaks ("=" CRLF), which decoders remove, so the decoded text is exactly the
 source with the values put in. The boundary contains "=_", which cannot occur
 in quoted-printable text, so no content can end a part early.
+
+`Skeleton.message_and_wire` also gives the message in SMTP wire form (every line
+ending CRLF, a dot that starts a line doubled, CRLF.CRLF last), by the same join:
+each line ends CRLF by construction (quoted-printable and checked header lines), and
+only quoted-printable pieces can start a line with a dot, each of which begins a
+line. Their quoted forms are made once per issue, and per reader for the values,
+instead of scanning each 40 KB message again before DATA (mailer.delivery.wire).
 """
 
 from __future__ import annotations
@@ -17,9 +24,9 @@ import html
 import re
 import secrets
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from mailer.mail.headers import Mailbox, unstructured
+from mailer.mail.headers import HeaderInjection, Mailbox, unstructured
 from mailer.mail.headers import line as _line
 
 _SOFT_BREAK = b"=\r\n"
@@ -32,6 +39,12 @@ def qp(text: str) -> bytes:
     return binascii.b2a_qp(lf, istext=True).replace(b"\n", b"\r\n")
 
 
+def dot_quoted(line_start: bytes) -> bytes:
+    """Bytes that begin a line, with every line's leading dot doubled (RFC 5321 §4.5.2)."""
+    quoted = line_start.replace(b"\r\n.", b"\r\n..")
+    return b"." + quoted if quoted.startswith(b".") else quoted
+
+
 @dataclass(frozen=True)
 class Part:
     """One text/* alternative: encoded fragments with named slots between them."""
@@ -40,6 +53,12 @@ class Part:
     fragments: tuple[bytes, ...]
     slots: tuple[str, ...]
     escape: Callable[[str], str]
+    # The fragments dot-quoted for the wire: each begins a line (after the part's
+    # head or a soft line break).
+    wire_fragments: tuple[bytes, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "wire_fragments", tuple(map(dot_quoted, self.fragments)))
 
     @classmethod
     def build(
@@ -83,6 +102,20 @@ class Part:
             out.append(_SOFT_BREAK)
             out.append(fragments[index + 1])
         out.append(CRLF)  # belongs to the boundary that follows (RFC 2046 §5.1.1)
+
+    def render_both(self, values: Mapping[str, str], out: list[bytes], wire: list[bytes]) -> None:
+        """As `render`, and the same part dot-quoted into `wire`."""
+        out.append(self.content_type)
+        wire.append(self.content_type)
+        fragments, wire_fragments = self.fragments, self.wire_fragments
+        out.append(fragments[0])
+        wire.append(wire_fragments[0])
+        for index, slot in enumerate(self.slots):
+            value = qp(self.escape(values[slot]))
+            out += (_SOFT_BREAK, value, _SOFT_BREAK, fragments[index + 1])
+            wire += (_SOFT_BREAK, dot_quoted(value), _SOFT_BREAK, wire_fragments[index + 1])
+        out.append(CRLF)
+        wire.append(CRLF)
 
 
 @dataclass(frozen=True)
@@ -139,13 +172,46 @@ class Skeleton:
         (Mailbox.header); `message_id` and header values are internal ASCII values.
         Each is checked again here."""
         values = values or {}
-        out = [b"Date: ", date.encode("ascii"), CRLF, _line("To", to)]
-        out += [_line("Message-ID", message_id), self.head]
-        out += [_line(name, value) for name, value in headers]
-        out.append(self.mime)
+        out = self._head(date, to, message_id, headers)
         delimiter = b"--" + self.boundary + CRLF
         for part in self.parts:
             out.append(delimiter)
             part.render(values, out)
         out += [b"--", self.boundary, b"--", CRLF]
         return b"".join(out)
+
+    def message_and_wire(
+        self,
+        *,
+        date: str,
+        to: str,
+        message_id: str,
+        headers: Sequence[tuple[str, str]] = (),
+        values: Mapping[str, str] | None = None,
+    ) -> tuple[bytes, bytes]:
+        """As `message`, and that message's DATA payload in wire form (see the module
+        docstring): what `mailer.delivery.wire.wire_form` would make of it, unscanned."""
+        values = values or {}
+        head = self._head(date, to, message_id, headers)
+        out, wire = list(head), head
+        delimiter = b"--" + self.boundary + CRLF
+        for part in self.parts:
+            out.append(delimiter)
+            wire.append(delimiter)
+            part.render_both(values, out, wire)
+        tail = (b"--", self.boundary, b"--", CRLF)
+        out += tail
+        wire += (*tail, b".", CRLF)
+        return b"".join(out), b"".join(wire)
+
+    def _head(
+        self, date: str, to: str, message_id: str, headers: Sequence[tuple[str, str]]
+    ) -> list[bytes]:
+        """The header lines down to the MIME head: none can start with a dot."""
+        if "\r" in date or "\n" in date:
+            raise HeaderInjection("Date is not a header-safe value")
+        out = [b"Date: ", date.encode("ascii"), CRLF, _line("To", to)]
+        out += [_line("Message-ID", message_id), self.head]
+        out += [_line(name, value) for name, value in headers]
+        out.append(self.mime)
+        return out

@@ -3,10 +3,12 @@
 aiosmtplib's DATA runs two regular expressions over every message: one to turn
 lone CR or LF into CRLF, one to double a dot that starts a line. Over a 40 KB
 newsletter they cost about a third of the engine's time per message. The
-composer's bytes already end every line in CRLF, so here the check is two byte
+composer's bytes already end every line in CRLF, so here the check is three byte
 counts and the dot-quoting one `bytes.replace`; bytes that are not clean take
-aiosmtplib's own path. The protocol class below is aiosmtplib's, with only that
-step of its DATA command changed (checked against aiosmtplib 5.x).
+aiosmtplib's own path. A campaign's copies come in wire form already, made by
+the composer's join (mailer.delivery.skeleton), and are sent as they are
+(`send_data`): no scan at all. The protocol class below is aiosmtplib's, with
+only that step of its DATA command changed (checked against aiosmtplib 5.x).
 """
 
 from __future__ import annotations
@@ -41,6 +43,12 @@ class WireProtocol(SMTPProtocol):
         wire = wire_form(message)
         if wire is None or self._command_lock is None:
             return await super().execute_data_command(message, timeout=timeout)
+        return await self.execute_wire_data(wire, timeout)
+
+    async def execute_wire_data(self, wire: bytes, timeout: float | None = None) -> SMTPResponse:
+        """DATA with a payload already in wire form (see `send_data`)."""
+        if self._command_lock is None:
+            raise aiosmtplib.SMTPServerDisconnected("Connection lost")
         async with self._command_lock:
             self._response_pending = True
             self.write(b"DATA\r\n")
@@ -59,3 +67,18 @@ def use_wire_protocol(smtp: aiosmtplib.SMTP) -> None:
     """Switch a connected client's protocol to WireProtocol (same state, one method differs)."""
     if type(smtp.protocol) is SMTPProtocol:
         smtp.protocol.__class__ = WireProtocol
+
+
+async def send_data(smtp: aiosmtplib.SMTP, message: bytes, wire: bytes | None) -> SMTPResponse:
+    """DATA for `message`: `wire`, its wire form made by the composer (dot-quoted, CRLF.CRLF
+    last; mailer.delivery.skeleton), is sent as it is; without it, as `smtp.data` does.
+    The composer makes both forms in one pass over its pieces, so a 40 KB copy is not
+    scanned again here (~70 µs a copy, a seventh of a worker's time on its event loop)."""
+    protocol = smtp.protocol
+    if wire is None or not isinstance(protocol, WireProtocol):
+        return await smtp.data(message)
+    try:
+        return await protocol.execute_wire_data(wire, timeout=smtp.timeout)
+    except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError):
+        smtp.close()  # as smtp.data does: the session cannot be trusted after this
+        raise

@@ -22,6 +22,9 @@ class Envelope:
     sender: str
     recipients: Sequence[str]
     data: bytes
+    # `data` as DATA sends it (dot-quoted, CRLF.CRLF last), when its maker made that
+    # form without scanning the bytes (mailer.delivery.skeleton); else made at DATA.
+    wire: bytes | None = None
 
     @classmethod
     def of(cls, message: EmailMessage, sender: str, recipient: str) -> Envelope:

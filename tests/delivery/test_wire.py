@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import html
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from mailer.delivery.pool import SMTPPool
+from mailer.delivery.skeleton import Part, Skeleton
 from mailer.delivery.wire import WireProtocol, wire_form
+from mailer.mail.headers import Mailbox
 from mailer.mail.transport import Envelope
 from tests.conftest import SMTPServer
 
@@ -56,3 +59,65 @@ def test_the_server_stores_what_was_sent(smtp_server: SMTPServer, body: bytes) -
     asyncio.run(send())
     [received] = smtp_server.received
     assert received.data.replace(b"\r\n", b"\n") == body.replace(b"\r\n", b"\n")
+
+
+_TEXT = st.lists(
+    st.sampled_from(["x", ".", "..", "=", " ", "\n", "\r", "\r\n", "é", "€", "\t", "-", "y" * 70]),
+    max_size=60,
+).map("".join)
+
+
+@given(
+    pieces=st.lists(_TEXT, min_size=1, max_size=4),
+    name=_TEXT,
+    link=_TEXT,
+)
+def test_the_skeleton_s_wire_form_is_what_scanning_its_message_gives(
+    pieces: list[str], name: str, link: str
+) -> None:
+    """Hostile pieces and values (leading dots after every kind of line start, lone CR
+    and LF, long lines that quoted-printable breaks before a dot): the wire form the
+    skeleton joins is byte for byte what wire_form makes of the message."""
+    parts: list[str] = []
+    for index, piece in enumerate(pieces):
+        parts += [piece, ("name", "link")[index % 2]]
+    parts.pop()
+    skeleton = Skeleton.build(
+        sender=Mailbox("newsletter@example.org", "Cyberwatching.eu"),
+        subject=".a subject",
+        text=Part.from_parts("plain", parts),
+        html_source=Part.from_parts("html", parts, escape=html.escape),
+    )
+    fields = {"date": "Tue, 01 Dec 2026 10:00:00 +0000", "to": "reader@example.org"}
+    values = {"name": name, "link": link}
+    message, wire = skeleton.message_and_wire(message_id="<1@example.org>", values=values, **fields)
+    assert message == skeleton.message(message_id="<1@example.org>", values=values, **fields)
+    assert wire == wire_form(message)
+
+
+def test_a_campaign_copy_goes_out_in_the_composer_s_wire_form(smtp_server: SMTPServer) -> None:
+    """A reader named with a leading dot, a body line that starts with one: DATA sends the
+    composer's wire form as it is, and the server stores the message the composer made."""
+    parts = ["Hello ", "name", "\n.a line that starts with a dot\n..and two\n"]
+    skeleton = Skeleton.build(
+        sender=Mailbox("newsletter@example.org", "Cyberwatching.eu"),
+        subject="dots",
+        text=Part.from_parts("plain", parts),
+        html_source=Part.from_parts("html", parts, escape=html.escape),
+    )
+    message, wire = skeleton.message_and_wire(
+        date="Tue, 01 Dec 2026 10:00:00 +0000",
+        to="reader@example.org",
+        message_id="<1@example.org>",
+        values={"name": ".Ada\n.Lovelace"},
+    )
+    assert b"\r\n..a line" in wire and b"\r\n.a line" in message
+
+    async def send() -> None:
+        async with SMTPPool(smtp_server.url, concurrency=1, rate=100) as pool:
+            envelope = Envelope("a@example.org", ("b@example.org",), message, wire)
+            assert (await pool.send(envelope)).code == 250
+
+    asyncio.run(send())
+    [received] = smtp_server.received
+    assert received.data.replace(b"\r\n", b"\n") == message.replace(b"\r\n", b"\n")
