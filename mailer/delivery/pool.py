@@ -27,7 +27,7 @@ from aiolimiter import AsyncLimiter
 from mailer.app.settings import SMTPTarget
 from mailer.delivery.destinations import Destinations
 from mailer.delivery.replies import Verdict, classify
-from mailer.delivery.wire import send_data, use_wire_protocol
+from mailer.delivery.wire import mail_from, rcpt_to, send_data, use_wire_protocol
 from mailer.mail.transport import Envelope, SendResult, TransportError, smtp_client
 
 log = logging.getLogger(__name__)
@@ -110,13 +110,13 @@ class _Connection:
     async def _transact(self, smtp: aiosmtplib.SMTP, envelope: Envelope) -> tuple[SendResult, bool]:
         self.count += 1
         try:
-            await smtp.mail(envelope.sender)
+            await mail_from(smtp, envelope.sender)
         except aiosmtplib.SMTPResponseException as exc:
             await self._reset(smtp, exc.code)
             return SendResult(exc.code, exc.message), True
         try:
             for recipient in envelope.recipients:
-                await smtp.rcpt(recipient)
+                await rcpt_to(smtp, recipient)
         except aiosmtplib.SMTPResponseException as exc:
             await self._reset(smtp, exc.code)
             return SendResult(exc.code, exc.message), False

@@ -48,6 +48,12 @@ def check_text(value: str, field: str) -> str:
     return value
 
 
+def is_addr_spec(address: str) -> bool:
+    """Whether `address` is already a plain ASCII addr-spec, as `mail_address` gives: dot
+    atoms of atext around one @ (no space, angle bracket, CR or LF)."""
+    return _ADDR_SPEC.fullmatch(address) is not None and "=?" not in address
+
+
 def mail_address(address: str) -> str:
     """The addr-spec to write and to give the relay: plain ASCII, IDNA domain, no encoded word.
 

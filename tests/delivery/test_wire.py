@@ -121,3 +121,36 @@ def test_a_campaign_copy_goes_out_in_the_composer_s_wire_form(smtp_server: SMTPS
     asyncio.run(send())
     [received] = smtp_server.received
     assert received.data.replace(b"\r\n", b"\n") == message.replace(b"\r\n", b"\n")
+
+
+def test_mail_and_rcpt_name_the_addresses_as_given_and_odd_ones_take_aiosmtplib_s_path(
+    smtp_server: SMTPServer,
+) -> None:
+    """The pool writes a plain address on MAIL and RCPT itself (after aiosmtplib's EHLO on
+    the session's first MAIL); a display-name form or a hostile one goes through aiosmtplib,
+    which parses it down to its address: nothing unchecked reaches the command line."""
+    body = b"Subject: x\r\n\r\nbody\r\n"
+
+    async def send() -> list[int]:
+        codes = []
+        async with SMTPPool(smtp_server.url, concurrency=1, rate=1000) as pool:
+            for sender, to in [
+                ("bounce+a1b2@example.org", "first@example.org"),
+                ("bounce+c3d4@example.org", "second@example.org"),
+                ("Editor <editor@example.org>", "third@example.org"),
+            ]:
+                codes.append((await pool.send(Envelope(sender, (to,), body))).code)
+            hostile = Envelope(
+                "a@example.org\r\nRCPT TO:<x@evil.example>", ("y@example.org",), body
+            )
+            codes.append((await pool.send(hostile)).code)
+        return codes
+
+    assert asyncio.run(send()) == [250, 250, 250, 250]
+    got = [(r.mail_from, r.rcpt_tos) for r in smtp_server.received]
+    assert got == [
+        ("bounce+a1b2@example.org", ["first@example.org"]),
+        ("bounce+c3d4@example.org", ["second@example.org"]),
+        ("editor@example.org", ["third@example.org"]),
+        ("a@example.org", ["y@example.org"]),  # no second recipient smuggled in
+    ]
