@@ -2,13 +2,14 @@
 
 `send_issue` claims the issue, turns rows a crash left in `sending` into
 `uncertain`, streams the owed recipients batch by batch (mailer.delivery.recipients),
-and has `concurrency` workers compose, record and send each copy through the
-pooled engine (mailer.delivery.pool). Deferred copies come back when due; the run waits
-for them up to `retry_linger` seconds, then leaves the campaign `waiting` for a
-later run. The issue is marked sent only when no copy is owed any more. When
-more than `pause_error_rate` of the last attempts failed, the run pauses itself;
-so it does when the database keeps refusing the ledger's writes, after the copies
-in flight have finished and their replies are written.
+and has twice `concurrency` workers compose, record and send each copy through the
+pooled engine (mailer.delivery.pool) of `concurrency` connections. Deferred copies
+come back when due; the run waits for them up to `retry_linger` seconds, then
+leaves the campaign `waiting` for a later run. The issue is marked sent only when
+no copy is owed any more. When more than `pause_error_rate` of the last attempts
+failed, the run pauses itself; so it does when the database keeps refusing the
+ledger's writes, after the copies in flight have finished and their replies are
+written.
 """
 
 from __future__ import annotations
@@ -50,6 +51,13 @@ from mailer.mail.transport import Envelope, SendResult, Transport, TransportErro
 log = logging.getLogger(__name__)
 
 WINDOW, MIN_WINDOW = 200, 50
+# Copies in flight per SMTP connection. A copy first waits for its row's move to
+# `sending` to commit (and for its signatures), holding no connection; with one copy a
+# connection, each connection sat idle through that wait. With two, another copy uses
+# it meanwhile: on PostgreSQL the campaign went from ~2,200 to ~2,800 msg/s (20,000
+# readers, 10 connections), and the group commits grew. A run stopped by SIGKILL
+# leaves at most this many copies a connection in `sending`, reported `uncertain`.
+IN_FLIGHT_PER_CONNECTION = 2
 Sleep = Callable[[float], Awaitable[None]]
 
 
@@ -242,7 +250,7 @@ class CampaignRunner:
 
     async def _pass(self, batches: Iterator[list[Recipient]]) -> None:
         queue: asyncio.Queue[Recipient | None] = asyncio.Queue(maxsize=self.settings.batch_size)
-        workers = self.settings.concurrency
+        workers = self.settings.concurrency * IN_FLIGHT_PER_CONNECTION
 
         async def produce() -> None:
             # Each batch is taken in a thread: SQLite and the driver release the GIL

@@ -23,6 +23,7 @@ from consent.clock import FrozenClock
 from mailer.app import db
 from mailer.app.settings import Settings
 from mailer.app.wiring import Runtime
+from mailer.delivery import runner
 from mailer.delivery.models import Campaign, Delivery
 from tests.conftest import SMTPServer
 from tests.delivery_fixtures import approved_issue, subscribe
@@ -132,8 +133,12 @@ def send_with_a_lock_after_the_first_copy(
 
 
 @pytest.fixture
-def one_worker(settings: Settings, clock: FrozenClock) -> Iterator[Runtime]:
-    """A runtime with one delivery worker, so each reply is written with the next move."""
+def one_worker(
+    settings: Settings, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Runtime]:
+    """A runtime with one copy in flight (one connection, one copy on it), so each reply
+    is written with the next move and the tests know which copy meets the failure."""
+    monkeypatch.setattr(runner, "IN_FLIGHT_PER_CONNECTION", 1)
     runtime = short_lock_waits(settings.model_copy(update={"concurrency": 1}), clock)
     try:
         yield runtime
