@@ -214,8 +214,18 @@ class SMTPPool:
         self.throttled += 1
         log.warning("server asks for less: rate lowered to %.1f/s", self.rate)
 
-    async def deliver(self, envelope: Envelope) -> tuple[SendResult, Verdict]:
-        """Send one message on a pooled connection; the reply and what it means.
+    async def pace(self) -> None:
+        """Wait for the rate's next token: `deliver(..., paced=True)` then takes none. The
+        campaign runner takes it before its consent check and its row's move to
+        `sending`, so a copy waiting for the rate has not been checked yet (an
+        unsubscribe meanwhile still stops it) and is not left `sending` by a crash."""
+        await self._acquire_rate()
+
+    async def deliver(
+        self, envelope: Envelope, *, paced: bool = False
+    ) -> tuple[SendResult, Verdict]:
+        """Send one message on a pooled connection; the reply and what it means. The rate's
+        token is taken first, unless the caller took it (`pace`).
 
         Raises TransportError when nothing could be sent (safe to try later) and
         DeliveryUncertain when the server may have the message.
@@ -223,7 +233,8 @@ class SMTPPool:
         idle = self._queue()
         connection = await idle.get()
         try:
-            await self._acquire_rate()
+            if not paced:
+                await self._acquire_rate()
             result, from_relay = await connection.transact(envelope)
         finally:
             idle.put_nowait(connection)
