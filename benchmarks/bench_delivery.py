@@ -3,12 +3,14 @@
 (a) Postfix's smtp-source (C), (b) a bare aiosmtplib loop sending pre-built bytes,
 (c) the full campaign: consent checks, personalisation, ledger writes, through
 the pooled engine. Same sink, same number of connections, ~40 KB messages, one
-run. Then the campaign's peak memory (ru_maxrss of its own process) for 50,000
+run. Then the campaign's peak memory (VmHWM of its own process) for 50,000
 and 200,000 subscribers. Environment: MAILER_BENCH_N (default 50000),
 MAILER_BENCH_BIG (default 200000; 0 skips), MAILER_BENCH_CONNECTIONS (default 10).
 With MAILER_BENCH_POSTGRES_URL (or MAILER_TEST_POSTGRES_URL): (d) the same campaign
 on PostgreSQL beside (c), and (e) RSA-signed on PostgreSQL by one delivery worker,
-then two (MAILER_BENCH_WORKERS_N readers, default 10000), with memory per worker.
+then two (MAILER_BENCH_WORKERS_N readers, default 10000), with memory per worker
+and the CPU a copy costs in the workers, their signing children, the sink and
+PostgreSQL (from /proc): the ceiling the machine's cores put on the workers.
 """
 
 from __future__ import annotations
@@ -266,7 +268,7 @@ def campaign(
     cpu = time.process_time() - cpu
     rt.close()
     sent = summary.counts.get("sent", 0)
-    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    maxrss = _peak_rss_mb()
     return {
         "rate": sent / elapsed,
         "sent": sent,
@@ -274,6 +276,19 @@ def campaign(
         "maxrss_mb": maxrss,
         "cpu_us": cpu / max(sent, 1) * 1e6,  # this process's CPU time per message sent
     }
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory since it started: VmHWM, which starts afresh at
+    exec. ru_maxrss does not on Linux: a child keeps the high-water mark of the process
+    that forked it, so after the admin and archive benchmarks had grown `make bench`
+    to ~300 MB, every campaign printed ~300 MB."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    line = next(line for line in status.splitlines() if line.startswith("VmHWM"))
+    return int(line.split()[1]) / 1024
 
 
 def _copy(source: Path, target: Path) -> Path:
@@ -588,6 +603,33 @@ def _rsa_key(path: Path) -> Path:
     return path
 
 
+def _cpu_by_role(workers: list[int]) -> dict[str, float]:
+    """CPU seconds so far (user + system, from /proc) of the worker processes, their
+    signing children, smtp-sink and PostgreSQL's processes: where a copy's CPU goes."""
+    tick = os.sysconf("SC_CLK_TCK")
+    roles = dict.fromkeys(("worker", "signing", "sink", "postgres"), 0.0)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        pid, parent = int(entry.name), int(fields[1])
+        role = (
+            "worker" if pid in workers
+            else "signing" if parent in workers
+            else "sink" if name == "smtp-sink"
+            else "postgres" if name.startswith("postgres")
+            else None
+        )  # fmt: skip
+        if role:
+            roles[role] += (int(fields[11]) + int(fields[12])) / tick
+    return roles
+
+
 def _workers_run(url: str, env: dict[str, str], count: int, workers: int) -> dict[str, float]:
     """Queue one campaign, let `workers` worker processes send it: rate and memory each.
 
@@ -604,6 +646,8 @@ def _workers_run(url: str, env: dict[str, str], count: int, workers: int) -> dic
     engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
     try:
         time.sleep(3)  # the workers start (imports, migrations checked)
+        pids = [proc.pid for proc in procs]
+        cpu_before = _cpu_by_role(pids)
         started = time.perf_counter()
         subprocess.run(
             [sys.executable, "-m", "mailer", "issues", "send", str(issue_id), "--queue"],
@@ -618,6 +662,7 @@ def _workers_run(url: str, env: dict[str, str], count: int, workers: int) -> dic
                 break
             time.sleep(0.2)
         elapsed = time.perf_counter() - started
+        cpu = {k: v - cpu_before[k] for k, v in _cpu_by_role(pids).items()}
         with engine.connect() as connection:
             sent, first, last = connection.execute(
                 text(
@@ -638,7 +683,8 @@ def _workers_run(url: str, env: dict[str, str], count: int, workers: int) -> dic
             proc.wait()
         engine.dispose()
     span = (last - first).total_seconds()
-    return {"rate": sent / span, "whole": count / elapsed, "mb": max(memory)}
+    per_copy = {f"cpu_{role}": seconds / sent * 1e6 for role, seconds in cpu.items()}
+    return {"rate": sent / span, "whole": count / elapsed, "mb": max(memory), **per_copy}
 
 
 def workers_one_against_two(count: int, port: int, connections: int) -> None:
@@ -679,6 +725,14 @@ def workers_one_against_two(count: int, port: int, connections: int) -> None:
         f"  ({two['mb']:.0f} MB per worker; {two['whole']:.0f} msg/s from the queueing command)"
         f"  2/1 = {two['rate'] / one['rate']:.2f} (target >= 1.4)"
     )
+    for label, run in (("1 worker ", one), ("2 workers", two)):
+        roles = ("worker", "signing", "sink", "postgres")
+        total = sum(run[f"cpu_{role}"] for role in roles)
+        shares = ", ".join(f"{role} {run[f'cpu_{role}']:.0f}" for role in roles)
+        print(
+            f"    CPU a copy, {label}: {shares} = {total:.0f} µs;"
+            f" {os.cpu_count()} cores at that cost: {os.cpu_count() * 1e6 / total:,.0f} msg/s"
+        )
 
 
 def _postgres_schema_base() -> str | None:
