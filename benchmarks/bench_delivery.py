@@ -688,34 +688,40 @@ def _workers_run(url: str, env: dict[str, str], count: int, workers: int) -> dic
 
 
 def workers_one_against_two(count: int, port: int, connections: int) -> None:
-    """(e) RSA-signed on PostgreSQL: one worker, then two (two cores, shared)."""
+    """(e) RSA-signed on PostgreSQL: one worker, then two (two cores, shared); ROUNDS
+    rounds, interleaved, best of each, as (c) and (d): one run each moved the ratio
+    from 1.26 to 1.59 between runs of the same code, with every process's CPU a copy
+    up by a fifth to a third in the slow runs (the machine, not the code)."""
     if _postgres_schema_base() is None:
         print("(e) workers: set MAILER_BENCH_POSTGRES_URL to measure them; skipped")
         return
-    results = []
+    best: dict[int, dict[str, float]] = {1: {"rate": 0.0}, 2: {"rate": 0.0}}
     with tempfile.TemporaryDirectory() as tmp:
         key = _rsa_key(Path(tmp) / "dkim.pem")
-        for workers in (1, 2):
-            made = _postgres_schema()
-            assert made is not None
-            url, drop = made
-            env = {
-                **os.environ,
-                "MAILER_DATABASE_URL": url,
-                "MAILER_SMTP_URL": f"smtp://127.0.0.1:{port}",
-                "MAILER_SECRET_KEY": "bench-" + "k" * 40,
-                "MAILER_BASE_URL": "https://news.example.org",
-                "MAILER_RATE": "1000000",
-                "MAILER_CONCURRENCY": str(connections),
-                "MAILER_DKIM_SELECTOR": "bench",
-                "MAILER_DKIM_KEY_FILE": str(key),
-                "MAILER_DOMAIN_LIMITS": "none",
-            }
-            try:
-                results.append(_workers_run(url, env, count, workers))
-            finally:
-                drop()  # type: ignore[operator]
-    one, two = results
+        for _ in range(ROUNDS):
+            for workers in (1, 2):
+                made = _postgres_schema()
+                assert made is not None
+                url, drop = made
+                env = {
+                    **os.environ,
+                    "MAILER_DATABASE_URL": url,
+                    "MAILER_SMTP_URL": f"smtp://127.0.0.1:{port}",
+                    "MAILER_SECRET_KEY": "bench-" + "k" * 40,
+                    "MAILER_BASE_URL": "https://news.example.org",
+                    "MAILER_RATE": "1000000",
+                    "MAILER_CONCURRENCY": str(connections),
+                    "MAILER_DKIM_SELECTOR": "bench",
+                    "MAILER_DKIM_KEY_FILE": str(key),
+                    "MAILER_DOMAIN_LIMITS": "none",
+                }
+                try:
+                    run = _workers_run(url, env, count, workers)
+                finally:
+                    drop()  # type: ignore[operator]
+                if run["rate"] > best[workers]["rate"]:
+                    best[workers] = run
+    one, two = best[1], best[2]
     print(
         f"(e) RSA-signed, PostgreSQL, 1 worker:  {one['rate']:8.0f} msg/s"
         f"  ({one['mb']:.0f} MB per worker; {one['whole']:.0f} msg/s from the queueing command)"
@@ -723,15 +729,16 @@ def workers_one_against_two(count: int, port: int, connections: int) -> None:
     print(
         f"    RSA-signed, PostgreSQL, 2 workers: {two['rate']:8.0f} msg/s"
         f"  ({two['mb']:.0f} MB per worker; {two['whole']:.0f} msg/s from the queueing command)"
-        f"  2/1 = {two['rate'] / one['rate']:.2f} (target >= 1.4)"
+        f"  2/1 = {two['rate'] / one['rate']:.2f} (target >= 1.4; best of {ROUNDS} each)"
     )
+    cores = os.cpu_count() or 1
     for label, run in (("1 worker ", one), ("2 workers", two)):
         roles = ("worker", "signing", "sink", "postgres")
         total = sum(run[f"cpu_{role}"] for role in roles)
         shares = ", ".join(f"{role} {run[f'cpu_{role}']:.0f}" for role in roles)
         print(
             f"    CPU a copy, {label}: {shares} = {total:.0f} µs;"
-            f" {os.cpu_count()} cores at that cost: {os.cpu_count() * 1e6 / total:,.0f} msg/s"
+            f" {cores} cores at that cost: {cores * 1e6 / total:,.0f} msg/s"
         )
 
 
