@@ -165,14 +165,14 @@ class Composer:
     ) -> tuple[bytes, Unsigned | None]:
         """The reader's message, and its DKIM-Signature fields waiting for their signatures
         (None when signing is off)."""
-        data, _, unsigned = self._both(recipient, message_id, now, wire=False)
+        data, _, unsigned = self._both(recipient, message_id, now)
         return data, unsigned
 
     def _both(
-        self, recipient: Recipient, message_id: str, now: datetime, wire: bool = True
+        self, recipient: Recipient, message_id: str, now: datetime
     ) -> tuple[bytes, bytes, Unsigned | None]:
-        """The reader's message, its wire form (b"" unless `wire`) and its DKIM-Signature
-        fields waiting for their signatures (None when signing is off)."""
+        """The reader's message, its wire form and its DKIM-Signature fields waiting for
+        their signatures (None when signing is off)."""
         # The static list headers are in the skeleton; only the reader's link is made here.
         token = self.consent.unsubscribe_token(recipient.ref, self.list_slug)
         unsubscribe_url = f"{self.base_url}/unsubscribe/{token}"
@@ -193,21 +193,18 @@ class Composer:
             if self.compiled.section_topics
             else (self.skeleton, self.signing)
         )
-        headers = [("List-Unsubscribe", unsubscribe)]
-        if wire:
-            data, wire_data = skeleton.message_and_wire(
-                date=date, to=to, message_id=message_id, headers=headers, values=values
-            )
-        else:
-            wire_data = b""
-            data = skeleton.message(
-                date=date, to=to, message_id=message_id, headers=headers, values=values
-            )
+        data, wire = skeleton.message_and_wire(
+            date=date,
+            to=to,
+            message_id=message_id,
+            headers=[("List-Unsubscribe", unsubscribe)],
+            values=values,
+        )
         if signing is None:
-            return data, wire_data, None
+            return data, wire, None
         # In the order of PER_READER_FIELDS; the skeleton's lines all end in CRLF.
         fields = (date, to, message_id, unsubscribe)
-        return data, wire_data, signing.unsigned(data, fields, int(now.timestamp()))
+        return data, wire, signing.unsigned(data, fields, int(now.timestamp()))
 
 
 class Composed:

@@ -92,19 +92,8 @@ class Part:
             "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
         ).encode("ascii")
 
-    def render(self, values: Mapping[str, str], out: list[bytes]) -> None:
-        out.append(self.content_type)
-        fragments = self.fragments
-        out.append(fragments[0])
-        for index, slot in enumerate(self.slots):
-            out.append(_SOFT_BREAK)
-            out.append(qp(self.escape(values[slot])))
-            out.append(_SOFT_BREAK)
-            out.append(fragments[index + 1])
-        out.append(CRLF)  # belongs to the boundary that follows (RFC 2046 §5.1.1)
-
-    def render_both(self, values: Mapping[str, str], out: list[bytes], wire: list[bytes]) -> None:
-        """As `render`, and the same part dot-quoted into `wire`."""
+    def render(self, values: Mapping[str, str], out: list[bytes], wire: list[bytes]) -> None:
+        """The part with `values` in its slots into `out`, and dot-quoted into `wire`."""
         out.append(self.content_type)
         wire.append(self.content_type)
         fragments, wire_fragments = self.fragments, self.wire_fragments
@@ -114,7 +103,7 @@ class Part:
             value = qp(self.escape(values[slot]))
             out += (_SOFT_BREAK, value, _SOFT_BREAK, fragments[index + 1])
             wire += (_SOFT_BREAK, dot_quoted(value), _SOFT_BREAK, wire_fragments[index + 1])
-        out.append(CRLF)
+        out.append(CRLF)  # belongs to the boundary that follows (RFC 2046 §5.1.1)
         wire.append(CRLF)
 
 
@@ -171,14 +160,9 @@ class Skeleton:
         """The whole message for one recipient. `to` is a value from mailer.mail.headers
         (Mailbox.header); `message_id` and header values are internal ASCII values.
         Each is checked again here."""
-        values = values or {}
-        out = self._head(date, to, message_id, headers)
-        delimiter = b"--" + self.boundary + CRLF
-        for part in self.parts:
-            out.append(delimiter)
-            part.render(values, out)
-        out += [b"--", self.boundary, b"--", CRLF]
-        return b"".join(out)
+        return self.message_and_wire(
+            date=date, to=to, message_id=message_id, headers=headers, values=values
+        )[0]
 
     def message_and_wire(
         self,
@@ -198,7 +182,7 @@ class Skeleton:
         for part in self.parts:
             out.append(delimiter)
             wire.append(delimiter)
-            part.render_both(values, out, wire)
+            part.render(values, out, wire)
         tail = (b"--", self.boundary, b"--", CRLF)
         out += tail
         wire += (*tail, b".", CRLF)
