@@ -60,12 +60,12 @@ def mail_address(address: str) -> str:
     Stored addresses are already in this form (consent.addresses.normalise_address);
     anything else is normalised the same way, or refused.
     """
-    if not (_ADDR_SPEC.fullmatch(address) and "=?" not in address):
+    if not is_addr_spec(address):
         try:
             address = normalise_address(address)
         except InvalidInput as exc:
             raise HeaderInjection(f"cannot mail this address: {exc}") from None
-    if not _ADDR_SPEC.fullmatch(address) or "=?" in address:
+    if not is_addr_spec(address):
         raise HeaderInjection(f"cannot mail this address: {address!r}")
     return address
 
