@@ -148,22 +148,6 @@ class Skeleton:
         )
         return cls(head, mime, boundary, parts)
 
-    def message(
-        self,
-        *,
-        date: str,
-        to: str,
-        message_id: str,
-        headers: Sequence[tuple[str, str]] = (),
-        values: Mapping[str, str] | None = None,
-    ) -> bytes:
-        """The whole message for one recipient. `to` is a value from mailer.mail.headers
-        (Mailbox.header); `message_id` and header values are internal ASCII values.
-        Each is checked again here."""
-        return self.message_and_wire(
-            date=date, to=to, message_id=message_id, headers=headers, values=values
-        )[0]
-
     def message_and_wire(
         self,
         *,
@@ -173,8 +157,11 @@ class Skeleton:
         headers: Sequence[tuple[str, str]] = (),
         values: Mapping[str, str] | None = None,
     ) -> tuple[bytes, bytes]:
-        """As `message`, and that message's DATA payload in wire form (see the module
-        docstring): what `mailer.delivery.wire.wire_form` would make of it, unscanned."""
+        """The whole message for one recipient, and its DATA payload in wire form (see the
+        module docstring): what `mailer.delivery.wire.wire_form` would make of it,
+        unscanned. `to` is a value from mailer.mail.headers (Mailbox.header);
+        `message_id` and header values are internal ASCII values. Each is checked again
+        here."""
         values = values or {}
         head = self._head(date, to, message_id, headers)
         out, wire = list(head), head

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import email
+import email.message
+import email.policy
 import html
 
 import pytest
@@ -91,8 +94,17 @@ def test_the_skeleton_s_wire_form_is_what_scanning_its_message_gives(
     fields = {"date": "Tue, 01 Dec 2026 10:00:00 +0000", "to": "reader@example.org"}
     values = {"name": name, "link": link}
     message, wire = skeleton.message_and_wire(message_id="<1@example.org>", values=values, **fields)
-    assert message == skeleton.message(message_id="<1@example.org>", values=values, **fields)
     assert wire == wire_form(message)
+    # And the message is what the reader reads: the text with their values put in.
+    parsed = email.message_from_bytes(message, policy=email.policy.default)
+    assert isinstance(parsed, email.message.EmailMessage)
+    plain = parsed.get_body(("plain",))
+    assert plain is not None
+    # Each piece and value is encoded on its own, its line ends made CRLF (a value
+    # ending in CR before a piece starting with LF is two line ends, not one).
+    sent = [values.get(p, p) if i % 2 else p for i, p in enumerate(parts)]
+    crlf = ["\r\n".join(t.replace("\r\n", "\n").replace("\r", "\n").split("\n")) for t in sent]
+    assert plain.get_content() == "".join(crlf)
 
 
 def test_a_campaign_copy_goes_out_in_the_composer_s_wire_form(smtp_server: SMTPServer) -> None:
