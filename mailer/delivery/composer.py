@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import html
-from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 from email.utils import format_datetime
@@ -151,28 +150,31 @@ class Composer:
         DATA payload in wire form, its signatures asked of the signing process: the caller
         does what it must before sending (the ledger's move to `sending`, the rate) while
         they are made."""
-        data, wire, unsigned = self._both(recipient, message_id, now)
-        if unsigned is None:  # signing is off
+        data, wire, signing, fields = self._both(recipient, message_id, now)
+        if signing is None:  # signing is off
             return Composed(data, wire)
+        timestamp = int(now.timestamp())
         if self._signing is None:  # a test copy or a preview: one message, signed here
-            assert self.signer is not None  # fields to sign come only with a signer
-            return Composed(data, wire, head=unsigned.signed(self.signer.keys))
-        futures = self._signing.submit(list(enumerate(unsigned.digests)))
-        return Composed(data, wire, unsigned=unsigned, futures=futures)
+            unsigned = signing.unsigned(data, fields, timestamp)
+            return Composed(data, wire, head=unsigned.signed(signing.signer.keys))
+        future = self._signing.submit(signing, data, fields, timestamp)
+        return Composed(data, wire, future=future)
 
     def unsigned(
         self, recipient: Recipient, message_id: str, now: datetime
     ) -> tuple[bytes, Unsigned | None]:
         """The reader's message, and its DKIM-Signature fields waiting for their signatures
         (None when signing is off)."""
-        data, _, unsigned = self._both(recipient, message_id, now)
-        return data, unsigned
+        data, _, signing, fields = self._both(recipient, message_id, now)
+        if signing is None:
+            return data, None
+        return data, signing.unsigned(data, fields, int(now.timestamp()))
 
     def _both(
         self, recipient: Recipient, message_id: str, now: datetime
-    ) -> tuple[bytes, bytes, Unsigned | None]:
-        """The reader's message, its wire form and its DKIM-Signature fields waiting for
-        their signatures (None when signing is off)."""
+    ) -> tuple[bytes, bytes, Prepared | None, tuple[str, ...]]:
+        """The reader's message, its wire form, the header layout its DKIM signatures are
+        prepared for (None when signing is off), and its values of PER_READER_FIELDS."""
         # The static list headers are in the skeleton; only the reader's link is made here.
         token = self.consent.unsubscribe_token(recipient.ref, self.list_slug)
         unsubscribe_url = f"{self.base_url}/unsubscribe/{token}"
@@ -200,29 +202,24 @@ class Composer:
             headers=[("List-Unsubscribe", unsubscribe)],
             values=values,
         )
-        if signing is None:
-            return data, wire, None
         # In the order of PER_READER_FIELDS; the skeleton's lines all end in CRLF.
-        fields = (date, to, message_id, unsubscribe)
-        return data, wire, signing.unsigned(data, fields, int(now.timestamp()))
+        return data, wire, signing, (date, to, message_id, unsubscribe)
 
 
 class Composed:
     """A reader's message and its DATA payload in wire form, whose DKIM signatures may
     still be on their way."""
 
-    __slots__ = ("data", "futures", "head", "unsigned", "wire")
+    __slots__ = ("data", "future", "head", "wire")
 
     def __init__(
         self,
         data: bytes,
         wire: bytes,
         head: bytes = b"",
-        unsigned: Unsigned | None = None,
-        futures: Sequence[asyncio.Future[bytes]] = (),
+        future: asyncio.Future[bytes] | None = None,
     ) -> None:
-        self.data, self.wire, self.head = data, wire, head
-        self.unsigned, self.futures = unsigned, futures
+        self.data, self.wire, self.head, self.future = data, wire, head, future
 
     async def message(self) -> bytes:
         """The message's bytes, signed; raises what signing raised."""
@@ -232,24 +229,23 @@ class Composed:
         """The signed message and its DATA payload in wire form; raises what signing
         raised. The DKIM-Signature fields are ours, folded with CRLF and a space, so no
         line of theirs starts with a dot; they are checked all the same (a few hundred
-        bytes, not the message)."""
+        bytes, not the message): here, or by the signing thread for a campaign's."""
         head = await self._head()
         if not head:
             return self.data, self.wire
-        if wire_form(head) != head + b".\r\n":
+        if self.future is None and wire_form(head) != head + b".\r\n":
             raise ValueError("the DKIM-Signature fields are not in wire form")
         return head + self.data, head + self.wire
 
     async def _head(self) -> bytes:
-        if self.unsigned is None:
+        if self.future is None:
             return self.head
-        signatures = [await future for future in self.futures]
-        return self.unsigned.finish(signatures)
+        return await self.future
 
     def drop(self) -> None:
         """Not sent after all: the signatures are not wanted."""
-        for future in self.futures:
-            future.cancel()
+        if self.future is not None:
+            self.future.cancel()
 
 
 def counted_parts(

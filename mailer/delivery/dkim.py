@@ -263,15 +263,27 @@ class Prepared:
         self, message: bytes, values: Sequence[str], timestamp: int | None = None
     ) -> Unsigned:
         """As `signatures`, stopping before the signing itself (see `Unsigned`)."""
+        return self.unsigned_for(self.header(values), message, timestamp)
+
+    def header(self, values: Sequence[str]) -> bytes:
+        """The canonical header data h= selects, with `values` of the per-message fields
+        put in their places."""
+        return self.header_bytes([value.encode("ascii") for value in values])
+
+    def header_bytes(self, values: Sequence[bytes]) -> bytes:
+        """As `header`, with the values already bytes."""
         slots = self.slots
-        data = b"".join(
+        return b"".join(
             piece
             if isinstance(piece, bytes)
-            else relaxed_header(slots[piece], values[piece].encode("ascii")) + CRLF
+            else relaxed_header(slots[piece], values[piece]) + CRLF
             for piece in self.data
         )
+
+    def unsigned_for(self, header: bytes, message: bytes, timestamp: int | None = None) -> Unsigned:
+        """As `unsigned`, given the canonical `header` data (`header`) of `message`."""
         body_hash = simple_body_hash(message, message.find(b"\r\n\r\n") + 4)
-        return self.signer.unsigned(self.names, data, body_hash, timestamp)
+        return self.signer.unsigned(self.names, header, body_hash, timestamp)
 
 
 def _h_tag(names: Sequence[bytes]) -> list[bytes]:

@@ -1,55 +1,159 @@
-"""The signing process: the same signatures as signing here, many copies per round trip,
-and a child killed mid-campaign costs nothing but speed (a thread signs instead)."""
+"""The signing process: it makes a copy's whole DKIM-Signature fields (body hash, canonical
+header, signatures) from the message it reads in shared memory; they are the bytes
+signing here makes and they verify with dkimpy; many copies go per round trip; a shared
+area too small grows; a child killed mid-campaign costs nothing but speed (a thread
+signs instead)."""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import signal
+from pathlib import Path
 
+import pytest
+
+from mailer.delivery import signing
+from mailer.delivery.dkim import Prepared, Signer
 from mailer.delivery.dkim_keys import DKIMKey
-from mailer.delivery.signing import SigningProcess, signing_process
+from mailer.delivery.signing import (
+    SigningError,
+    SigningProcess,
+    pack_answer,
+    signing_process,
+    unpack_answer,
+)
+from tests.dkim_fixtures import keygen, verdicts, zone
+
+PER_READER = ("Date", "To", "Message-ID", "List-Unsubscribe")
+STATIC = (
+    b"From: Cluster News <news@example.org>\r\n"
+    b"Subject: The clusters in November\r\n"
+    b"List-Id: <cyber-news.example.org>\r\n"
+    b"MIME-Version: 1.0\r\n"
+    b'Content-Type: text/plain; charset="utf-8"\r\n'
+    b"\r\n"
+)
 
 
-def _digests(count: int) -> list[bytes]:
-    return [hashlib.sha256(b"copy %d" % i).digest() for i in range(count)]
-
-
-def test_signatures_from_the_child_equal_those_made_here_and_come_in_batches() -> None:
-    keys = [
-        DKIMKey.generate("r", "example.org", "rsa"),
-        DKIMKey.generate("e", "example.org", "ed25519"),
+def _copy(n: int, body: bytes = b"") -> tuple[bytes, list[str]]:
+    """Reader n's message (the static header with its own four fields) and those values."""
+    values = [
+        "Mon, 30 Nov 2026 09:00:00 +0000",
+        f"Reader {n} <reader{n}@example.com>",
+        f"<copy-{n}@example.org>",
+        f"<https://news.example.org/unsubscribe/token-{n}>",
     ]
+    own = b"".join(
+        name.encode() + b": " + value.encode() + b"\r\n"
+        for name, value in zip(PER_READER, values, strict=True)
+    )
+    body = body or (b"Dear Reader %d,\r\n.a line starting with a dot\r\n" % n) * (n % 7 + 1)
+    return own + STATIC + body, values
+
+
+def _keys(tmp_path: Path) -> tuple[list[DKIMKey], dict[bytes, bytes]]:
+    made = [keygen(tmp_path, "rsa2026", "rsa"), keygen(tmp_path, "ed2026", "ed25519")]
+    keys = [DKIMKey.from_file(key.path, key.selector, "example.org") for key in made]
+    return keys, zone(*made)
+
+
+async def _sign_all(
+    process: SigningProcess, prepared: Prepared, copies: list[tuple[bytes, list[str]]]
+) -> list[bytes]:
+    # Many copies asking at once, as a campaign's senders do.
+    return list(
+        await asyncio.gather(
+            *(process.sign(prepared, message, values, 1_795_000_000) for message, values in copies)
+        )
+    )
+
+
+def test_fields_from_the_child_equal_those_made_here_verify_and_come_in_batches(
+    tmp_path: Path,
+) -> None:
+    keys, records = _keys(tmp_path)
+    prepared = Signer(keys).prepare(STATIC, PER_READER)
     process = SigningProcess(keys)
-    digests = _digests(40)
-
-    async def many() -> list[list[bytes]]:
-        # 40 copies asking at once, each for both keys, as a campaign's senders do.
-        return await asyncio.gather(*(process.sign([(0, d), (1, d)]) for d in digests))
-
-    got = asyncio.run(many())
+    copies = [_copy(n) for n in range(40)]
+    got = asyncio.run(_sign_all(process, prepared, copies))
     # RSA PKCS#1 v1.5 and Ed25519 are deterministic: the same bytes as signing here.
-    assert got == [[keys[0].sign_digest(d), keys[1].sign_digest(d)] for d in digests]
+    for (message, values), fields in zip(copies, got, strict=True):
+        assert fields == prepared.unsigned(message, values, 1_795_000_000).signed(keys)
+        assert verdicts(fields + message, records) == [True, True]
     assert 1 <= process.batches < 40  # fewer round trips than copies
     process.close()
 
 
-def test_a_killed_signing_child_is_replaced_by_a_thread_and_then_by_a_new_child() -> None:
-    keys = [DKIMKey.generate("r", "example.org", "rsa")]
-    process = signing_process(keys)
-    digest = _digests(1)[0]
-    assert asyncio.run(process.sign([(0, digest)])) == [keys[0].sign_digest(digest)]
+def test_a_batch_larger_than_the_shared_area_grows_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(signing, "AREA", 4096)
+    keys, records = _keys(tmp_path)
+    prepared = Signer(keys[1:]).prepare(STATIC, PER_READER)
+    process = SigningProcess(keys[1:])
+    # Each ~60 KB, long lines and all: many times the area's first size.
+    copies = [
+        _copy(n, body=b"x" * 998 + b"\r\n" + b"Dear reader\r\n" * (4000 + n)) for n in range(6)
+    ]
+    got = asyncio.run(_sign_all(process, prepared, copies))
+    for (message, values), fields in zip(copies, got, strict=True):
+        assert fields == prepared.unsigned(message, values, 1_795_000_000).signed(keys[1:])
+        assert verdicts(fields + message, records) == [True]
+    process.close()
+
+
+def test_layouts_beyond_the_childs_memory_are_forgotten_and_sent_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(signing, "LAYOUTS", 2)
+    keys, records = _keys(tmp_path)
+    signer = Signer(keys[:1])
+    process = SigningProcess(keys[:1])
+    message, values = _copy(3)
+
+    async def each_layout() -> list[bytes]:
+        # Five campaigns' layouts, one after the other, and the first one again.
+        layouts = [signer.prepare(STATIC, PER_READER) for _ in range(5)]
+        return [await process.sign(p, message, values, 7) for p in [*layouts, layouts[0]]]
+
+    got = asyncio.run(each_layout())
+    expected = signer.prepare(STATIC, PER_READER).unsigned(message, values, 7).signed(keys[:1])
+    assert got == [expected] * 6
+    assert verdicts(expected + message, records) == [True]
+    process.close()
+
+
+def test_what_the_child_could_not_sign_comes_back_as_an_error() -> None:
+    number, found = unpack_answer(pack_answer(9, [b"DKIM-Signature: v=1\r\n", "KeyError: 4"]))
+    assert number == 9 and found[0] == b"DKIM-Signature: v=1\r\n"
+    assert isinstance(found[1], SigningError) and str(found[1]) == "KeyError: 4"
+
+
+def test_a_killed_signing_child_is_replaced_by_a_thread_and_then_by_a_new_child(
+    tmp_path: Path,
+) -> None:
+    keys, records = _keys(tmp_path)
+    prepared = Signer(keys[:1]).prepare(STATIC, PER_READER)
+    process = signing_process(keys[:1])
+    first = [_copy(1)]
+    assert asyncio.run(_sign_all(process, prepared, first)) == [
+        prepared.unsigned(*first[0], 1_795_000_000).signed(keys[:1])
+    ]
     assert process.alive
     os.kill(process.pid, signal.SIGKILL)
 
     # The copies asking now are still signed, correctly (by a thread of this process).
-    after = _digests(5)
-    got = asyncio.run(asyncio.wait_for(process.sign([(0, d) for d in after]), 30))
-    assert got == [keys[0].sign_digest(d) for d in after]
+    after = [_copy(n) for n in range(2, 7)]
+    got = asyncio.run(asyncio.wait_for(_sign_all(process, prepared, after), 30))
+    for (message, values), fields in zip(after, got, strict=True):
+        assert fields == prepared.unsigned(message, values, 1_795_000_000).signed(keys[:1])
+        assert verdicts(fields + message, records) == [True]
     assert not process.alive
     # The next campaign gets a new child.
-    fresh = signing_process(keys)
+    fresh = signing_process(keys[:1])
     assert fresh is not process and fresh.alive
-    assert asyncio.run(fresh.sign([(0, digest)])) == [keys[0].sign_digest(digest)]
+    assert asyncio.run(_sign_all(fresh, prepared, first)) == [
+        prepared.unsigned(*first[0], 1_795_000_000).signed(keys[:1])
+    ]
     fresh.close()
