@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import mmap
 import re
 from collections.abc import Sequence
 
@@ -47,6 +48,7 @@ SIGNED_HEADERS: tuple[bytes, ...] = (
 OVERSIGNED: tuple[bytes, ...] = (b"from",)
 CANONICALIZATION = b"relaxed/simple"
 
+Buffer = bytes | mmap.mmap  # what a body hash reads: a message, or the shared memory
 CRLF = b"\r\n"
 _FIELD_NAME = b"DKIM-Signature:"
 _WIDTH = 78  # RFC 5322 §2.1.1: lines SHOULD stay within 78 characters
@@ -91,11 +93,12 @@ def relaxed_header(name: bytes, value: bytes) -> bytes:
     return name.lower() + b":" + value.strip(b" \t")
 
 
-def simple_body_hash(message: bytes, start: int) -> bytes:
-    """SHA-256 of the body from `start` in the simple form (RFC 6376 §3.4.3): the bytes
-    themselves, with empty lines at the end dropped and one CRLF last."""
-    end = len(message)
-    while end > start and message.endswith(CRLF, start, end):
+def simple_body_hash(message: Buffer, start: int, end: int | None = None) -> bytes:
+    """SHA-256 of the body from `start` (to `end`) in the simple form (RFC 6376 §3.4.3):
+    the bytes themselves, with empty lines at the end dropped and one CRLF last.
+    `message` is bytes, or the signing process's shared memory (an mmap)."""
+    end = len(message) if end is None else end
+    while end - start >= 2 and message[end - 2 : end] == CRLF:
         end -= 2
     digest = hashlib.sha256(memoryview(message)[start:end])
     digest.update(CRLF)
@@ -280,9 +283,21 @@ class Prepared:
             for piece in self.data
         )
 
-    def unsigned_for(self, header: bytes, message: bytes, timestamp: int | None = None) -> Unsigned:
-        """As `unsigned`, given the canonical `header` data (`header`) of `message`."""
-        body_hash = simple_body_hash(message, message.find(b"\r\n\r\n") + 4)
+    def unsigned_for(
+        self,
+        header: bytes,
+        message: Buffer,
+        timestamp: int | None = None,
+        start: int = 0,
+        end: int | None = None,
+    ) -> Unsigned:
+        """As `unsigned`, given the canonical `header` data (`header`) of the message in
+        `message` (from `start` to `end`)."""
+        end = len(message) if end is None else end
+        body = message.find(b"\r\n\r\n", start, end)
+        if body < 0:
+            raise UnsignableMessage("no empty line ends the header")
+        body_hash = simple_body_hash(message, body + 4, end)
         return self.signer.unsigned(self.names, header, body_hash, timestamp)
 
 

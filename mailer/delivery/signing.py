@@ -53,7 +53,7 @@ import weakref
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
 
-from mailer.delivery.dkim import CRLF, Prepared, Signer
+from mailer.delivery.dkim import CRLF, Buffer, Prepared, Signer
 from mailer.delivery.dkim_keys import DKIMKey
 from mailer.delivery.wire import wire_form
 
@@ -180,11 +180,18 @@ def unpack_answer(data: bytes) -> tuple[int, list[bytes | SigningError]]:
 
 
 def signed_fields(
-    prepared: Prepared, message: bytes, values: Sequence[bytes], timestamp: int
+    prepared: Prepared,
+    message: Buffer,
+    values: Sequence[bytes],
+    timestamp: int,
+    start: int = 0,
+    end: int | None = None,
 ) -> bytes:
-    """The DKIM-Signature fields of one copy, made here: what the child answers."""
+    """The DKIM-Signature fields of one copy (in `message` from `start` to `end`), made
+    here: what the child answers."""
     header = prepared.header_bytes(values)
-    unsigned = prepared.unsigned_for(header, message, None if timestamp < 0 else timestamp)
+    stamp = None if timestamp < 0 else timestamp
+    unsigned = prepared.unsigned_for(header, message, stamp, start, end)
     fields = unsigned.signed(prepared.signer.keys)
     # Our own fields, folded with CRLF and a space: none of their lines starts with a
     # dot, but they go before the wire form unscanned, so that is checked here.
@@ -219,8 +226,9 @@ def _serve(jobs_in: Connection, answers_out: Connection, area_fd: int) -> None:
             fields: list[bytes | str] = []
             for layout, offset, length, timestamp, values in copies:
                 try:
-                    one = area[offset : offset + length]
-                    fields.append(signed_fields(layouts[layout], one, values, timestamp))
+                    end = offset + length
+                    prepared = layouts[layout]
+                    fields.append(signed_fields(prepared, area, values, timestamp, offset, end))
                 except Exception as exc:  # noqa: BLE001 (the copy is told why)
                     fields.append(f"{type(exc).__name__}: {exc}")
             answers_out.send_bytes(pack_answer(number, fields))

@@ -124,10 +124,28 @@ def test_layouts_beyond_the_childs_memory_are_forgotten_and_sent_again(
     process.close()
 
 
-def test_what_the_child_could_not_sign_comes_back_as_an_error() -> None:
+def test_a_copy_the_child_cannot_sign_fails_alone_with_the_reason(tmp_path: Path) -> None:
+    keys, records = _keys(tmp_path)
+    prepared = Signer(keys[1:]).prepare(STATIC, PER_READER)
+    process = SigningProcess(keys[1:])
+    good, values = _copy(1)
+    headless = good.replace(b"\r\n\r\n", b"\r\n")  # no empty line ends its header
+
+    async def both() -> list[bytes | BaseException]:
+        return await asyncio.gather(
+            process.sign(prepared, headless, values, 5),
+            process.sign(prepared, good, values, 5),
+            return_exceptions=True,
+        )
+
+    failed, signed = asyncio.run(both())
+    assert isinstance(failed, SigningError)
+    assert "no empty line ends the header" in str(failed)
+    assert isinstance(signed, bytes) and verdicts(signed + good, records) == [True]
     number, found = unpack_answer(pack_answer(9, [b"DKIM-Signature: v=1\r\n", "KeyError: 4"]))
     assert number == 9 and found[0] == b"DKIM-Signature: v=1\r\n"
     assert isinstance(found[1], SigningError) and str(found[1]) == "KeyError: 4"
+    process.close()
 
 
 def test_a_killed_signing_child_is_replaced_by_a_thread_and_then_by_a_new_child(
