@@ -229,7 +229,7 @@ class Composed:
         """The signed message and its DATA payload in wire form; raises what signing
         raised. The DKIM-Signature fields are ours, folded with CRLF and a space, so no
         line of theirs starts with a dot; they are checked all the same (a few hundred
-        bytes, not the message): here, or by the signing thread for a campaign's."""
+        bytes, not the message): here, or by the signing process for a campaign's."""
         head = await self._head()
         if not head:
             return self.data, self.wire

@@ -245,7 +245,7 @@ class _Request:
         self,
         prepared: Prepared,
         message: bytes,
-        values: tuple[bytes, ...],
+        values: list[bytes],
         timestamp: int,
         future: asyncio.Future[bytes],
     ) -> None:
@@ -295,6 +295,7 @@ class SigningProcess:
         self._jobs.send(specs)  # the keys go through the pipe, never on a command line
         self._layouts: weakref.WeakKeyDictionary[Prepared, int] = weakref.WeakKeyDictionary()
         self._next_layout = 0
+        self._last_layout: tuple[Prepared | None, int] = (None, 0)
         self._waiting: list[_Request] = []
         self._in_flight: list[_Request] = []
         self._since = 0.0  # when the first copy waiting arrived (the loop's time)
@@ -333,10 +334,11 @@ class SigningProcess:
         if not self._waiting:
             self._since = loop.time()
         future: asyncio.Future[bytes] = loop.create_future()
-        encoded = tuple(value.encode("ascii") for value in values)
+        encoded = [value.encode("ascii") for value in values]
         stamp = -1 if timestamp is None else timestamp
         self._waiting.append(_Request(prepared, message, encoded, stamp, future))
-        self._maybe_send()
+        if not self._in_flight:
+            self._maybe_send()
         return future
 
     def _leave_loop(self) -> None:
@@ -410,15 +412,19 @@ class SigningProcess:
         return pack_batch(self._number, len(area), copies)
 
     def _layout(self, prepared: Prepared) -> int:
+        if prepared is self._last_layout[0]:  # a campaign's copies mostly share one
+            return self._last_layout[1]
         number = self._layouts.get(prepared)
         if number is None:
             if self._next_layout >= LAYOUTS:
                 self._jobs.send_bytes(b"F")
                 self._layouts.clear()
+                self._last_layout = (None, 0)
                 self._next_layout = 0
             number = self._layouts[prepared] = self._next_layout
             self._next_layout += 1
             self._jobs.send_bytes(pack_layout(number, prepared))
+        self._last_layout = (prepared, number)
         return number
 
     def _answered(self) -> None:
