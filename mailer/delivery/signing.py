@@ -84,7 +84,7 @@ _PIECE = struct.Struct("!BI")
 _BLOB = struct.Struct("!I")
 _BATCH = struct.Struct("!cIHQ")
 _COPY = struct.Struct("!IQIqB")
-_VALUE = struct.Struct("!H")
+_VALUE = struct.Struct("!I")
 _ANSWER = struct.Struct("!IH")
 _FIELDS = struct.Struct("!BI")
 
@@ -387,6 +387,12 @@ class SigningProcess:
             self._in_flight = batch
             self._lost(exc)
             return
+        except Exception as exc:  # noqa: BLE001 (a copy that cannot be packed: its batch fails)
+            for request in batch:
+                if not request.future.done():
+                    request.future.set_exception(SigningError(f"not signed: {exc}"))
+            self._maybe_send()
+            return
         self.batches += 1
         self._in_flight = batch
 
@@ -432,11 +438,14 @@ class SigningProcess:
             return
         try:
             number, found = unpack_answer(self._pipe.recv_bytes())
-        except (EOFError, OSError) as exc:
-            self._lost(exc)
+        except (EOFError, OSError, ValueError, struct.error) as exc:
+            self._lost(exc)  # gone, or answering what cannot be read: a new one will do
             return
         if number != self._number or not self._in_flight:
             return  # the answer to a batch of an event loop that has ended
+        if len(found) != len(self._in_flight):
+            self._lost(ValueError(f"{len(found)} answers to {len(self._in_flight)} copies"))
+            return
         batch, self._in_flight = self._in_flight, []
         for request, outcome in zip(batch, found, strict=True):
             future = request.future

@@ -58,6 +58,19 @@ def _keys(tmp_path: Path) -> tuple[list[DKIMKey], dict[bytes, bytes]]:
     return keys, zone(*made)
 
 
+def _as_made_here(
+    prepared: Prepared,
+    copies: list[tuple[bytes, list[str]]],
+    got: list[bytes],
+    records: dict[bytes, bytes],
+) -> None:
+    """Each copy's fields are the bytes signing here makes, and dkimpy verifies each."""
+    keys = prepared.signer.keys
+    for (message, values), fields in zip(copies, got, strict=True):
+        assert fields == prepared.unsigned(message, values, 1_795_000_000).signed(keys)
+        assert verdicts(fields + message, records) == [True] * len(keys)
+
+
 async def _sign_all(
     process: SigningProcess, prepared: Prepared, copies: list[tuple[bytes, list[str]]]
 ) -> list[bytes]:
@@ -78,9 +91,7 @@ def test_fields_from_the_child_equal_those_made_here_verify_and_come_in_batches(
     copies = [_copy(n) for n in range(40)]
     got = asyncio.run(_sign_all(process, prepared, copies))
     # RSA PKCS#1 v1.5 and Ed25519 are deterministic: the same bytes as signing here.
-    for (message, values), fields in zip(copies, got, strict=True):
-        assert fields == prepared.unsigned(message, values, 1_795_000_000).signed(keys)
-        assert verdicts(fields + message, records) == [True, True]
+    _as_made_here(prepared, copies, got, records)
     assert 1 <= process.batches < 40  # fewer round trips than copies
     process.close()
 
@@ -96,10 +107,7 @@ def test_a_batch_larger_than_the_shared_area_grows_it(
     copies = [
         _copy(n, body=b"x" * 998 + b"\r\n" + b"Dear reader\r\n" * (4000 + n)) for n in range(6)
     ]
-    got = asyncio.run(_sign_all(process, prepared, copies))
-    for (message, values), fields in zip(copies, got, strict=True):
-        assert fields == prepared.unsigned(message, values, 1_795_000_000).signed(keys[1:])
-        assert verdicts(fields + message, records) == [True]
+    _as_made_here(prepared, copies, asyncio.run(_sign_all(process, prepared, copies)), records)
     process.close()
 
 
@@ -164,9 +172,7 @@ def test_a_killed_signing_child_is_replaced_by_a_thread_and_then_by_a_new_child(
     # The copies asking now are still signed, correctly (by a thread of this process).
     after = [_copy(n) for n in range(2, 7)]
     got = asyncio.run(asyncio.wait_for(_sign_all(process, prepared, after), 30))
-    for (message, values), fields in zip(after, got, strict=True):
-        assert fields == prepared.unsigned(message, values, 1_795_000_000).signed(keys[:1])
-        assert verdicts(fields + message, records) == [True]
+    _as_made_here(prepared, after, got, records)
     assert not process.alive
     # The next campaign gets a new child.
     fresh = signing_process(keys[:1])
