@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import struct
 from pathlib import Path
 
 import pytest
@@ -181,3 +182,38 @@ def test_a_killed_signing_child_is_replaced_by_a_thread_and_then_by_a_new_child(
         prepared.unsigned(*first[0], 1_795_000_000).signed(keys[:1])
     ]
     fresh.close()
+
+
+def test_a_batch_that_cannot_be_packed_fails_its_copies_and_the_next_batch_signs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys, records = _keys(tmp_path)
+    prepared = Signer(keys[1:]).prepare(STATIC, PER_READER)
+    process = SigningProcess(keys[1:])
+    packed = signing.pack_batch
+    calls = []
+
+    def once_broken(number: int, area: int, copies: list[signing.Copy]) -> bytes:
+        calls.append(number)
+        if len(calls) == 1:
+            raise struct.error("argument out of range")
+        return packed(number, area, copies)
+
+    monkeypatch.setattr(signing, "pack_batch", once_broken)
+    first, later = [_copy(1)], [_copy(2)]
+
+    async def two_batches() -> tuple[BaseException | bytes, list[bytes]]:
+        # The first copy's batch fails; waiting on it never hangs.
+        (failed,) = await asyncio.wait_for(
+            asyncio.gather(
+                process.sign(prepared, *first[0], 1_795_000_000), return_exceptions=True
+            ),
+            30,
+        )
+        return failed, await asyncio.wait_for(_sign_all(process, prepared, later), 30)
+
+    failed, got = asyncio.run(two_batches())
+    assert isinstance(failed, SigningError) and "argument out of range" in str(failed)
+    _as_made_here(prepared, later, got, records)
+    assert process.alive  # not the child's fault: it stays
+    process.close()
