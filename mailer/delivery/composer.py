@@ -21,9 +21,8 @@ from mailer.delivery import verp
 from mailer.delivery.dkim import Prepared, Signer, Unsigned
 from mailer.delivery.dkim_keys import DKIMKey
 from mailer.delivery.recipients import Recipient
-from mailer.delivery.signing import signing_process
+from mailer.delivery.signing import signed_fields, signing_process
 from mailer.delivery.skeleton import Part, Skeleton
-from mailer.delivery.wire import wire_form
 from mailer.mail import messages
 
 TEST_SUBJECT_PREFIX = "[TEST] "
@@ -155,8 +154,8 @@ class Composer:
             return Composed(data, wire)
         timestamp = int(now.timestamp())
         if self._signing is None:  # a test copy or a preview: one message, signed here
-            unsigned = signing.unsigned(data, fields, timestamp)
-            return Composed(data, wire, head=unsigned.signed(signing.signer.keys))
+            values = [value.encode("ascii") for value in fields]
+            return Composed(data, wire, head=signed_fields(signing, data, values, timestamp))
         future = self._signing.submit(signing, data, fields, timestamp)
         return Composed(data, wire, future=future)
 
@@ -227,14 +226,11 @@ class Composed:
 
     async def payload(self) -> tuple[bytes, bytes]:
         """The signed message and its DATA payload in wire form; raises what signing
-        raised. The DKIM-Signature fields are ours, folded with CRLF and a space, so no
-        line of theirs starts with a dot; they are checked all the same (a few hundred
-        bytes, not the message): here, or by the signing process for a campaign's."""
+        raised. The DKIM-Signature fields were checked to be in wire form where they
+        were made (`signing.signed_fields`)."""
         head = await self._head()
         if not head:
             return self.data, self.wire
-        if self.future is None and wire_form(head) != head + b".\r\n":
-            raise ValueError("the DKIM-Signature fields are not in wire form")
         return head + self.data, head + self.wire
 
     async def _head(self) -> bytes:

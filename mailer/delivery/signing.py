@@ -52,6 +52,7 @@ import threading
 import weakref
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
+from typing import Any
 
 from mailer.delivery.dkim import CRLF, Buffer, Prepared, Signer
 from mailer.delivery.dkim_keys import DKIMKey
@@ -81,10 +82,9 @@ LAYOUTS = 4096
 # 0: why they could not be made) and the bytes.
 _LAYOUT = struct.Struct("!cI")
 _PIECE = struct.Struct("!BI")
-_BLOB = struct.Struct("!I")
+_LENGTH = struct.Struct("!I")  # of a blob, a value or a list of pieces
 _BATCH = struct.Struct("!cIHQ")
 _COPY = struct.Struct("!IQIqB")
-_VALUE = struct.Struct("!I")
 _ANSWER = struct.Struct("!IH")
 _FIELDS = struct.Struct("!BI")
 
@@ -93,11 +93,36 @@ class SigningError(RuntimeError):
     """The signing process could not sign a copy (it says why)."""
 
 
+def _blob(data: bytes) -> list[bytes]:
+    return [_LENGTH.pack(len(data)), data]
+
+
+class _Reader:
+    """Reads a packed message from the start: fixed fields, then bytes of a length."""
+
+    __slots__ = ("at", "data")
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.at = data, 0
+
+    def fields(self, layout: struct.Struct) -> tuple[Any, ...]:
+        found = layout.unpack_from(self.data, self.at)
+        self.at += layout.size
+        return found
+
+    def bytes(self, length: int | None = None) -> bytes:
+        """`length` bytes, or as many as the length in front of them says."""
+        if length is None:
+            (length,) = self.fields(_LENGTH)
+        found = self.data[self.at : self.at + length]
+        self.at += length
+        return found
+
+
 def pack_layout(number: int, prepared: Prepared) -> bytes:
     out = [_LAYOUT.pack(b"L", number)]
-    for blob in (b":".join(prepared.names), b":".join(prepared.slots)):
-        out += [_BLOB.pack(len(blob)), blob]
-    out.append(_BLOB.pack(len(prepared.data)))
+    out += _blob(b":".join(prepared.names)) + _blob(b":".join(prepared.slots))
+    out.append(_LENGTH.pack(len(prepared.data)))
     for piece in prepared.data:
         if isinstance(piece, bytes):
             out += [_PIECE.pack(0, len(piece)), piece]
@@ -107,28 +132,16 @@ def pack_layout(number: int, prepared: Prepared) -> bytes:
 
 
 def unpack_layout(data: bytes, signer: Signer) -> tuple[int, Prepared]:
-    _, number = _LAYOUT.unpack_from(data)
-    at = _LAYOUT.size
-    blobs = []
-    for _ in range(2):
-        (length,) = _BLOB.unpack_from(data, at)
-        at += _BLOB.size
-        blobs.append(data[at : at + length])
-        at += length
-    (count,) = _BLOB.unpack_from(data, at)
-    at += _BLOB.size
+    read = _Reader(data)
+    _, number = read.fields(_LAYOUT)
+    names, slots = read.bytes(), read.bytes()
     pieces: list[bytes | int] = []
-    for _ in range(count):
-        kind, value = _PIECE.unpack_from(data, at)
-        at += _PIECE.size
-        if kind == 0:
-            pieces.append(data[at : at + value])
-            at += value
-        else:
-            pieces.append(value)
-    names = tuple(blobs[0].split(b":"))
-    slots = tuple(blobs[1].split(b":")) if blobs[1] else ()
-    return number, Prepared(signer, names, tuple(pieces), slots)
+    for _ in range(read.fields(_LENGTH)[0]):
+        kind, value = read.fields(_PIECE)
+        pieces.append(read.bytes(value) if kind == 0 else value)
+    return number, Prepared(
+        signer, tuple(names.split(b":")), tuple(pieces), tuple(slots.split(b":")) if slots else ()
+    )
 
 
 Copy = tuple[int, int, int, int, Sequence[bytes]]  # layout, offset, length, t= (-1), values
@@ -139,23 +152,17 @@ def pack_batch(number: int, area: int, copies: Sequence[Copy]) -> bytes:
     for layout, offset, length, timestamp, values in copies:
         out.append(_COPY.pack(layout, offset, length, timestamp, len(values)))
         for value in values:
-            out += [_VALUE.pack(len(value)), value]
+            out += _blob(value)
     return b"".join(out)
 
 
 def unpack_batch(data: bytes) -> tuple[int, int, list[Copy]]:
-    _, number, count, area = _BATCH.unpack_from(data)
-    at, copies = _BATCH.size, list[Copy]()
+    read = _Reader(data)
+    _, number, count, area = read.fields(_BATCH)
+    copies: list[Copy] = []
     for _ in range(count):
-        layout, offset, length, timestamp, many = _COPY.unpack_from(data, at)
-        at += _COPY.size
-        values = []
-        for _ in range(many):
-            (size,) = _VALUE.unpack_from(data, at)
-            at += _VALUE.size
-            values.append(data[at : at + size])
-            at += size
-        copies.append((layout, offset, length, timestamp, values))
+        layout, offset, length, timestamp, many = read.fields(_COPY)
+        copies.append((layout, offset, length, timestamp, [read.bytes() for _ in range(many)]))
     return number, area, copies
 
 
@@ -168,14 +175,13 @@ def pack_answer(number: int, fields: Sequence[bytes | str]) -> bytes:
 
 
 def unpack_answer(data: bytes) -> tuple[int, list[bytes | SigningError]]:
-    number, count = _ANSWER.unpack_from(data)
-    at, found = _ANSWER.size, []
+    read = _Reader(data)
+    number, count = read.fields(_ANSWER)
+    found: list[bytes | SigningError] = []
     for _ in range(count):
-        ok, length = _FIELDS.unpack_from(data, at)
-        at += _FIELDS.size
-        item = data[at : at + length]
+        ok, length = read.fields(_FIELDS)
+        item = read.bytes(length)
         found.append(item if ok else SigningError(item.decode("utf-8", "replace")))
-        at += length
     return number, found
 
 
