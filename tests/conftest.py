@@ -68,8 +68,20 @@ class Received:
         return parsed
 
 
+class Pipelining:
+    """Says PIPELINING in the EHLO reply, as real relays do (RFC 2920): aiosmtpd reads
+    commands as they come, so it serves pipelined ones; it only does not say so. The
+    delivery pool then sends MAIL, RCPT and DATA in one write (mailer.delivery.wire)."""
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
+
+
 @dataclass
-class RecordingHandler:
+class RecordingHandler(Pipelining):
     received: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 

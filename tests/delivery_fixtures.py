@@ -18,7 +18,7 @@ from consent.clock import FrozenClock
 from consent.workflow import ConfirmationRequested, Evidence
 from mailer.app.wiring import Runtime
 from mailer.content import curation
-from tests.conftest import Received, free_port
+from tests.conftest import Pipelining, Received, free_port
 
 FORM = Evidence(method="double-opt-in", source="form:/subscribe/cyber-news", ip="203.0.113.9")
 
@@ -59,7 +59,7 @@ def advancing_sleep(clock: FrozenClock) -> Callable[[float], Any]:
 
 
 @dataclass
-class PickyHandler:
+class PickyHandler(Pipelining):
     """An SMTP server with trouble on purpose.
 
     `defer_first`: recipients answered 451 at their first RCPT, accepted later.

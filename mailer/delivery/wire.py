@@ -7,20 +7,37 @@ composer's bytes already end every line in CRLF, so here the check is three byte
 counts and the dot-quoting one `bytes.replace`; bytes that are not clean take
 aiosmtplib's own path. A campaign's copies come in wire form already, made by
 the composer's join (mailer.delivery.skeleton), and are sent as they are
-(`send_data`): no scan at all. The protocol class below is aiosmtplib's, with
-only that step of its DATA command changed (checked against aiosmtplib 5.x).
+(`send_data`): no scan at all.
+
+When the relay offers PIPELINING (RFC 2920; Postfix, Exim, every large provider's
+inbound does), a copy's MAIL FROM, RCPT TO and DATA go in one write and their three
+replies are read together, then the message and its reply: two round trips a copy
+instead of four (`send_pipelined`). aiosmtplib reads one reply per command written
+and drops whatever else arrives, so the protocol reads the replies of a pipelined
+group itself. Against smtp-sink that took ~100 µs of the event loop's CPU out of each
+copy (a quarter) and raised an unsigned campaign from ~2,260 to ~2,860 msg/s; over a
+real network, where a round trip is a millisecond or more, it halves the time a
+connection spends on each copy.
+
+The protocol class below is aiosmtplib's, with that step of its DATA command
+changed and the pipelined group's replies read (checked against aiosmtplib 5.x).
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections import deque
+from collections.abc import Sequence
+
 import aiosmtplib
-from aiosmtplib.protocol import SMTPProtocol
+from aiosmtplib.protocol import MAX_RESPONSE_LENGTH, SMTPProtocol
 from aiosmtplib.response import SMTPResponse
 from aiosmtplib.typing import SMTPStatus
 
 from mailer.mail.headers import is_addr_spec
 
 CRLF = b"\r\n"
+_RCPT_OK = (SMTPStatus.completed, SMTPStatus.will_forward)
 
 
 def wire_form(message: bytes) -> bytes | None:
@@ -36,8 +53,108 @@ def wire_form(message: bytes) -> bytes | None:
     return quoted + b".\r\n"
 
 
+class PipelineBroken(aiosmtplib.SMTPServerDisconnected):
+    """The link broke, or the relay fell silent, before every command of a pipelined group
+    was answered; `replies` holds the replies that came, in order."""
+
+    def __init__(self, message: str, replies: list[SMTPResponse]) -> None:
+        super().__init__(message)
+        self.replies = replies
+
+
 class WireProtocol(SMTPProtocol):
-    """SMTPProtocol whose DATA sends clean bytes as they are (see the module docstring)."""
+    """SMTPProtocol whose DATA sends clean bytes as they are, and which reads the replies
+    of a pipelined group (see the module docstring)."""
+
+    # A connected client's protocol becomes a WireProtocol by its class (use_wire_protocol),
+    # so no __init__ of ours runs: these start as class attributes. While a pipelined
+    # group waits, `_replies` collects its replies and `_answered` is set once `_wanted`
+    # have come (or the link broke: then it holds why).
+    _replies: deque[SMTPResponse] | None = None
+    _wanted = 0
+    _answered: asyncio.Future[None] | None = None
+
+    def data_received(self, data: bytes) -> None:
+        replies = self._replies
+        if replies is None:
+            super().data_received(data)
+            return
+        self._buffer.extend(data)
+        try:
+            while len(replies) < self._wanted:
+                reply = self._read_response_from_buffer()
+                if reply is None:
+                    break
+                replies.append(reply)
+        except aiosmtplib.SMTPResponseException as exc:  # a reply that is not SMTP
+            self._settle(exc)
+            return
+        if len(replies) >= self._wanted:
+            self._settle(None)
+        elif len(self._buffer) > MAX_RESPONSE_LENGTH:
+            self._settle(
+                aiosmtplib.SMTPResponseException(
+                    SMTPStatus.invalid_response.value, "Response too long"
+                )
+            )
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._settle(aiosmtplib.SMTPServerDisconnected("Connection lost"))
+        super().connection_lost(exc)
+
+    def eof_received(self) -> bool:
+        self._settle(aiosmtplib.SMTPServerDisconnected("Unexpected EOF received"))
+        return super().eof_received()
+
+    def _settle(self, error: BaseException | None) -> None:
+        answered = self._answered
+        if answered is None or answered.done():
+            return
+        if error is None:
+            answered.set_result(None)
+        else:
+            answered.set_exception(error)
+
+    async def execute_pipelined(
+        self, commands: bytes, count: int, timeout: float | None = None
+    ) -> list[SMTPResponse]:
+        """Write `commands` (`count` command lines, each ending CRLF) at once and read one
+        reply to each, in order. Raises PipelineBroken, with the replies that came, when
+        the link breaks or a reply is late."""
+        if self._command_lock is None:
+            raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+        async with self._command_lock:
+            replies: deque[SMTPResponse] = deque()
+            answered: asyncio.Future[None] = self._loop.create_future()
+            self._replies, self._wanted, self._answered = replies, count, answered
+            try:
+                self.write(commands)
+                async with asyncio.timeout(timeout):
+                    await answered
+            except TimeoutError:
+                raise PipelineBroken("Timed out waiting for server response", [*replies]) from None
+            except aiosmtplib.SMTPServerDisconnected as exc:
+                raise PipelineBroken(str(exc), [*replies]) from exc
+            finally:
+                self._replies = self._answered = None
+            # Every command written is answered: anything more is no reply of ours.
+            del self._buffer[:]
+            return [*replies]
+
+    async def execute_wire_body(self, wire: bytes, timeout: float | None = None) -> SMTPResponse:
+        """The message in wire form, once a pipelined DATA was answered 354; its reply."""
+        if self._command_lock is None:
+            raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+        async with self._command_lock:
+            return await self._body(wire, timeout)
+
+    async def _body(self, wire: bytes, timeout: float | None) -> SMTPResponse:
+        self._response_pending = True
+        self.write(wire)
+        response = await self.read_response(timeout=timeout)
+        if response.code != SMTPStatus.completed:
+            raise aiosmtplib.SMTPDataError(response.code, response.message)
+        return response
 
     async def execute_data_command(
         self, message: bytes, timeout: float | None = None
@@ -57,12 +174,7 @@ class WireProtocol(SMTPProtocol):
             start = await self.read_response(timeout=timeout)
             if start.code != SMTPStatus.start_input:
                 raise aiosmtplib.SMTPDataError(start.code, start.message)
-            self._response_pending = True
-            self.write(wire)
-            response = await self.read_response(timeout=timeout)
-            if response.code != SMTPStatus.completed:
-                raise aiosmtplib.SMTPDataError(response.code, response.message)
-        return response
+            return await self._body(wire, timeout)
 
 
 def use_wire_protocol(smtp: aiosmtplib.SMTP) -> None:
@@ -105,6 +217,60 @@ async def rcpt_to(smtp: aiosmtplib.SMTP, recipient: str) -> SMTPResponse:
     if not is_addr_spec(recipient):
         return await smtp.rcpt(recipient)
     response = await smtp.execute_command(b"RCPT", b"TO:<" + recipient.encode("ascii") + b">")
-    if response.code not in (SMTPStatus.completed, SMTPStatus.will_forward):
+    if response.code not in _RCPT_OK:
         raise aiosmtplib.SMTPRecipientRefused(response.code, response.message, recipient)
     return response
+
+
+def can_pipeline(smtp: aiosmtplib.SMTP, sender: str, recipients: Sequence[str]) -> bool:
+    """Whether a transaction to these addresses may be pipelined on this session: the
+    relay offered PIPELINING in its EHLO reply (aiosmtplib greets it on connecting
+    whenever STARTTLS may be used; else the session's first MAIL does, and that
+    transaction goes one command at a time); one recipient (a refused one then gets
+    DATA refused too, while with more, a DATA accepted for the others could only be
+    ended by dropping the link); and plain addresses, written as they are (see `mail_from`)."""
+    return (
+        len(recipients) == 1
+        and isinstance(smtp.protocol, WireProtocol)
+        and not smtp.is_ehlo_or_helo_needed
+        and smtp.supports_extension("pipelining")
+        and is_addr_spec(sender)
+        and is_addr_spec(recipients[0])
+    )
+
+
+async def send_pipelined(
+    smtp: aiosmtplib.SMTP, sender: str, recipient: str
+) -> tuple[SMTPResponse, SMTPResponse, SMTPResponse]:
+    """MAIL FROM, RCPT TO and DATA in one write (see `can_pipeline`); their replies. When
+    DATA is accepted though MAIL or RCPT was not, the empty message is ended with a lone
+    dot (RFC 2920 §3.1: it has no recipient, so it goes nowhere)."""
+    protocol = smtp.protocol
+    assert isinstance(protocol, WireProtocol)
+    commands = b"MAIL FROM:<%b>\r\nRCPT TO:<%b>\r\nDATA\r\n" % (
+        sender.encode("ascii"),
+        recipient.encode("ascii"),
+    )
+    try:
+        mail, rcpt, data = await protocol.execute_pipelined(commands, 3, timeout=smtp.timeout)
+    except PipelineBroken:
+        smtp.close()  # as smtp.data does: the session cannot be trusted after this
+        raise
+    refused = mail.code != SMTPStatus.completed or rcpt.code not in _RCPT_OK
+    if refused and data.code == SMTPStatus.start_input:
+        try:
+            await protocol.execute_wire_body(b".\r\n", timeout=smtp.timeout)
+        except aiosmtplib.SMTPDataError:
+            pass  # refused, as it should be: the transaction is over either way
+    return mail, rcpt, data
+
+
+async def send_body(smtp: aiosmtplib.SMTP, wire: bytes) -> SMTPResponse:
+    """The message in wire form after a pipelined DATA was answered 354; its reply."""
+    protocol = smtp.protocol
+    assert isinstance(protocol, WireProtocol)
+    try:
+        return await protocol.execute_wire_body(wire, timeout=smtp.timeout)
+    except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError):
+        smtp.close()
+        raise

@@ -19,7 +19,7 @@ from mailer.app.domain_limits import BUILTIN, DomainLimit, parse_domain_limits
 from mailer.app.settings import Settings
 from mailer.app.wiring import Runtime
 from mailer.cli import app
-from tests.conftest import free_port
+from tests.conftest import Pipelining, free_port
 from tests.delivery_fixtures import advancing_sleep, approved_issue, subscribe
 
 
@@ -81,7 +81,7 @@ def test_a_mistyped_limit_stops_the_command_with_exit_2(value: str) -> None:
     assert "Traceback" not in result.output
 
 
-class ThrottlingRelay:
+class ThrottlingRelay(Pipelining):
     """A relay that answers one 421 "too many" to slow.example, and times every copy."""
 
     def __init__(self) -> None:

@@ -26,13 +26,13 @@ from mailer.app.settings import Settings
 from mailer.app.wiring import Runtime
 from mailer.cli import app
 from mailer.delivery.models import Campaign, Delivery
-from tests.conftest import SECRET, free_port
+from tests.conftest import SECRET, Pipelining, free_port
 from tests.delivery_fixtures import approved_issue, subscribe
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class TimedRelay:
+class TimedRelay(Pipelining):
     """Keeps every envelope with the moment it arrived; may wait before its 250."""
 
     def __init__(self, delay: float = 0.0) -> None:
