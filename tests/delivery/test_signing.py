@@ -10,6 +10,7 @@ import asyncio
 import os
 import signal
 import struct
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -37,7 +38,10 @@ STATIC = (
 )
 
 
-def _copy(n: int, body: bytes = b"") -> tuple[bytes, list[str]]:
+Copy = tuple[bytes, list[str]]
+
+
+def _copy(n: int, body: bytes = b"") -> Copy:
     """Reader n's message (the static header with its own four fields) and those values."""
     values = [
         "Mon, 30 Nov 2026 09:00:00 +0000",
@@ -95,6 +99,60 @@ def test_fields_from_the_child_equal_those_made_here_verify_and_come_in_batches(
     _as_made_here(prepared, copies, got, records)
     assert 1 <= process.batches < 40  # fewer round trips than copies
     process.close()
+
+
+def _two_batches_out(
+    process: SigningProcess,
+    prepared: Prepared,
+    first: list[Copy],
+    second: list[Copy],
+    then: Callable[[], object] = lambda: None,
+) -> tuple[list[bytes], list[bytes], list[int]]:
+    """Ask for `first`, let its batch go, then for `second`; once both batches are in
+    flight, the areas they use, and `then()`. Every copy's fields."""
+
+    async def run() -> tuple[list[bytes], list[bytes], list[int]]:
+        one = asyncio.ensure_future(_sign_all(process, prepared, first))
+        await asyncio.sleep(3 * signing.GATHER)  # the first batch goes, and is being signed
+        two = asyncio.ensure_future(_sign_all(process, prepared, second))
+        await asyncio.sleep(3 * signing.GATHER)  # the second too, before the first is back
+        slots = sorted(flight.slot for flight in process._flights)
+        then()
+        return await asyncio.wait_for(one, 60), await asyncio.wait_for(two, 60), slots
+
+    return asyncio.run(run())
+
+
+def test_the_next_batch_goes_while_the_child_signs_one_each_in_an_area_of_its_own(
+    tmp_path: Path,
+) -> None:
+    """Two batches in flight: the child never waits for the event loop between them, and
+    the second's messages, in the other shared area, leave the first's as they were."""
+    keys, records = _keys(tmp_path)
+    prepared = Signer(keys[:1]).prepare(STATIC, PER_READER)  # RSA: ~40 signatures take a while
+    process = SigningProcess(keys[:1])
+    first, second = [_copy(n) for n in range(40)], [_copy(n) for n in range(40, 60)]
+    got_first, got_second, slots = _two_batches_out(process, prepared, first, second)
+    assert slots == [0, 1] and process.batches == 2
+    _as_made_here(prepared, first, got_first, records)
+    _as_made_here(prepared, second, got_second, records)
+    process.close()
+
+
+def test_a_child_killed_with_two_batches_in_flight_leaves_both_to_a_thread(
+    tmp_path: Path,
+) -> None:
+    keys, records = _keys(tmp_path)
+    prepared = Signer(keys[:1]).prepare(STATIC, PER_READER)
+    process = SigningProcess(keys[:1])
+    first, second = [_copy(n) for n in range(40)], [_copy(n) for n in range(40, 60)]
+
+    got_first, got_second, slots = _two_batches_out(
+        process, prepared, first, second, then=lambda: os.kill(process.pid, signal.SIGKILL)
+    )
+    assert slots == [0, 1] and not process.alive
+    _as_made_here(prepared, first, got_first, records)
+    _as_made_here(prepared, second, got_second, records)
 
 
 def test_a_batch_larger_than_the_shared_area_grows_it(
@@ -193,11 +251,11 @@ def test_a_batch_that_cannot_be_packed_fails_its_copies_and_the_next_batch_signs
     packed = signing.pack_batch
     calls = []
 
-    def once_broken(number: int, area: int, copies: list[signing.Copy]) -> bytes:
+    def once_broken(number: int, slot: int, area: int, copies: list[signing.Copy]) -> bytes:
         calls.append(number)
         if len(calls) == 1:
             raise struct.error("argument out of range")
-        return packed(number, area, copies)
+        return packed(number, slot, area, copies)
 
     monkeypatch.setattr(signing, "pack_batch", once_broken)
     first, later = [_copy(1)], [_copy(2)]
