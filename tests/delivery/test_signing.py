@@ -133,7 +133,7 @@ def test_the_next_batch_goes_while_the_child_signs_one_each_in_an_area_of_its_ow
     process = SigningProcess(keys[:1])
     first, second = [_copy(n) for n in range(40)], [_copy(n) for n in range(40, 60)]
     got_first, got_second, slots = _two_batches_out(process, prepared, first, second)
-    assert slots == [0, 1] and process.batches == 2
+    assert slots == [0, 1] and process.batches >= 2
     _as_made_here(prepared, first, got_first, records)
     _as_made_here(prepared, second, got_second, records)
     process.close()
