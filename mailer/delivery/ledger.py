@@ -24,7 +24,7 @@ thread's wake-ups, on two busy cores, held each copy up for longer than the
 database took to answer), on SQLite and for the rest a thread of the ledger's own.
 That thread is one, the ledger's alone, rather than the event loop's shared pool: its
 calls are one at a time anyway, the connection stays with one thread, and a signed
-campaign (whose signing child keeps a core busy) spent ~30 µs a copy less on its event
+campaign (whose signing child keeps a core busy) spent ~25 µs a copy less on its event
 loop, which had been waiting on the pool's wake-ups of whichever idle thread it had.
 """
 
