@@ -10,7 +10,9 @@ With MAILER_BENCH_POSTGRES_URL (or MAILER_TEST_POSTGRES_URL): (d) the same campa
 on PostgreSQL beside (c), and (e) RSA-signed on PostgreSQL by one delivery worker,
 then two (MAILER_BENCH_WORKERS_N readers, default 10000), with memory per worker
 and the CPU a copy costs in the workers, their signing children, the sink and
-PostgreSQL (from /proc): the ceiling the machine's cores put on the workers.
+PostgreSQL (from /proc): the ceiling the machine's cores put on the workers. Between
+them, the delivery ledger's group commits alone on each database
+(`python -m benchmarks.bench_delivery ledger` runs only that).
 """
 
 from __future__ import annotations
@@ -373,6 +375,7 @@ def main() -> int:
             )
             print(f"    peak memory, {count} subscribers:  {c['maxrss_mb']:6.0f} MB")
             postgres_beside_sqlite(c["rate"], count, port, connections)
+            ledger_alone()
             workers_one_against_two(int(os.environ.get("MAILER_BENCH_WORKERS_N", "10000")),
                                     port, connections)  # fmt: skip
             if big:
@@ -742,6 +745,85 @@ def workers_one_against_two(count: int, port: int, connections: int) -> None:
         )
 
 
+GROUPS, GROUP = 200, 12  # the ledger alone: groups of moves, each with the last group's replies
+
+
+def _ledger_groups(url: str | None, directory: Path) -> dict[str, float]:
+    """The delivery ledger's group commits alone, as a campaign drives them: GROUPS groups
+    of GROUP moves to `sending`, each with the replies of the group before; the wall time
+    and this process's CPU per group."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import text
+
+    from mailer.app import db
+    from mailer.delivery.ledger import LedgerWriter, Result
+    from mailer.delivery.models import DeliveryStatus
+
+    path = directory / "ledger.db"
+    issue_id = prepare(path, GROUPS * GROUP, url)
+    engine = db.make_engine(url or f"sqlite:///{path}")
+    with engine.begin() as connection:
+        list_id = connection.execute(
+            text("SELECT list_id FROM issues WHERE id = :i"), {"i": issue_id}
+        ).scalar_one()
+        connection.execute(
+            text(
+                "INSERT INTO deliveries (issue_id, subscriber_id, status, attempts, queued_at,"
+                " smtp_reply) SELECT :i, subscriber_id, 'queued', 0, :now, '' FROM subscriptions"
+                " WHERE list_id = :l AND status = 'active'"
+            ),
+            {"i": issue_id, "l": list_id, "now": datetime.now(UTC).replace(tzinfo=None)},
+        )
+        if engine.dialect.name == "postgresql":
+            connection.execute(text("ANALYZE deliveries"))
+        ids = list(connection.execute(text("SELECT id FROM deliveries ORDER BY id")).scalars())
+
+    async def run() -> tuple[float, float]:
+        ledger = LedgerWriter(engine, issue_id, list_id)
+        now = datetime.now(UTC)
+        started, cpu = time.perf_counter(), time.process_time()
+        for first in range(0, len(ids), GROUP):
+            for did in ids[max(0, first - GROUP) : first]:
+                ledger.finish(Result(did, DeliveryStatus.SENT, 250, "2.0.0 Ok: queued", now))
+            group = ids[first : first + GROUP]
+            moved = await asyncio.gather(*(ledger.begin(d, f"<{d}@bench>", now) for d in group))
+            assert all(moved)
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+        await ledger.close()
+        return elapsed, cpu
+
+    try:
+        elapsed, cpu = asyncio.run(run())
+    finally:
+        engine.dispose()
+    groups = len(ids) / GROUP
+    return {"ms": elapsed / groups * 1e3, "cpu_ms": cpu / groups * 1e3}
+
+
+def ledger_alone() -> None:
+    """The ledger's group commits on SQLite and, with a PostgreSQL URL, on PostgreSQL."""
+    with tempfile.TemporaryDirectory() as tmp:
+        sqlite = _ledger_groups(None, Path(tmp))
+        print(
+            f"ledger alone, {GROUPS} groups of {GROUP} moves + {GROUP} replies:"
+            f" SQLite {sqlite['ms']:.2f} ms a group ({sqlite['cpu_ms']:.2f} ms CPU,"
+            " its thread's included)"
+        )
+        made = _postgres_schema()
+        if made is None:
+            return
+        url, drop = made
+        try:
+            pg = _ledger_groups(url, Path(tmp))
+        finally:
+            drop()  # type: ignore[operator]
+        print(
+            f"    PostgreSQL {pg['ms']:.2f} ms a group ({pg['cpu_ms']:.2f} ms of the event"
+            " loop's CPU; the database's own is not counted)"
+        )
+
+
 def _postgres_schema_base() -> str | None:
     return os.environ.get("MAILER_BENCH_POSTGRES_URL") or os.environ.get("MAILER_TEST_POSTGRES_URL")
 
@@ -751,6 +833,8 @@ if __name__ == "__main__":
         path, issue, port, connections = sys.argv[2:6]
         url = sys.argv[6] if len(sys.argv) > 6 and sys.argv[6] else None
         print(json.dumps(campaign(Path(path), int(issue), int(port), int(connections), url)))
+    elif len(sys.argv) > 1 and sys.argv[1] == "ledger":
+        ledger_alone()
     elif len(sys.argv) > 1 and sys.argv[1] == "dkim":
         raise SystemExit(dkim_only(quick="--quick" in sys.argv[2:]))
     else:
