@@ -20,6 +20,7 @@ from sqlalchemy import (
     Select,
     Table,
     and_,
+    bindparam,
     insert,
     select,
     text,
@@ -27,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from consent.clock import utc
-from consent.models import Status, Subscriber, Subscription, Suppression
+from consent.models import Status, Subscriber, Subscription, Suppression, UTCDateTime
 from consent.suppression import EVERY_LIST, address_hmac
 from mailer.audience import segments
 from mailer.audience.profiles import reader_topics
@@ -38,6 +39,13 @@ D = cast(Table, Delivery.__table__)
 S = cast(Table, Subscription.__table__)
 P = cast(Table, Subscriber.__table__)
 X = cast(Table, Suppression.__table__)
+
+
+_INSERT_QUEUED_PG = text(
+    "INSERT INTO deliveries (issue_id, subscriber_id, status, attempts, queued_at, smtp_reply)"
+    " SELECT :issue, sid, 'queued', 0, :now, '' FROM unnest(CAST(:sids AS integer[])) AS sid"
+    " RETURNING subscriber_id, id"
+).bindparams(bindparam("now", type_=UTCDateTime()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +145,38 @@ class RecipientSource:
         with Session(bind=connection) as session:
             return reader_topics(session, self.list_id, ids)
 
+    def _insert_queued(
+        self, connection: Connection, new: list[dict[str, Any]]
+    ) -> list[tuple[int, int]]:
+        """Write the `queued` rows `new`; (subscriber id, row id) of each.
+
+        PostgreSQL: one INSERT over an array of subscriber ids. psycopg's executemany sends
+        one prepared INSERT a row, in Python, in the thread beside the campaign's event
+        loop, which it holds the GIL from (~12 % of a campaign's GIL time, py-spy --gil).
+        SQLite's executemany is C."""
+        if connection.dialect.name == "postgresql":
+            return [
+                (sid, did)
+                for sid, did in connection.execute(
+                    _INSERT_QUEUED_PG,
+                    {
+                        "issue": self.issue_id,
+                        "sids": [n["subscriber_id"] for n in new],
+                        "now": new[0]["queued_at"],
+                    },
+                )
+            ]
+        connection.execute(insert(D), new)
+        return [
+            (sid, did)
+            for sid, did in connection.execute(
+                select(D.c.subscriber_id, D.c.id).where(
+                    D.c.issue_id == self.issue_id,
+                    D.c.subscriber_id.in_([n["subscriber_id"] for n in new]),
+                )
+            )
+        ]
+
     def first_pass(self, now: datetime) -> Iterator[list[Recipient]]:
         """Batches of the subscribers still owed their first copy, in subscriber order."""
         after = 0
@@ -175,7 +215,7 @@ class RecipientSource:
                     if r.subscriber_id not in existing and r.email not in suppressed
                 ]
                 if new:
-                    connection.execute(insert(D), new)
+                    made = self._insert_queued(connection, new)
                     written += len(new)
                     if written >= 2 * analysed and connection.dialect.name == "postgresql":
                         # The ledger grows faster than autovacuum analyses it; with the
@@ -184,15 +224,7 @@ class RecipientSource:
                         # each time the rows written double: a few times per campaign.
                         connection.execute(text(f"ANALYZE {D.name}"))
                         analysed = written
-                    existing.update(
-                        (sid, (did, status))
-                        for sid, did, status in connection.execute(
-                            select(D.c.subscriber_id, D.c.id, D.c.status).where(
-                                D.c.issue_id == self.issue_id,
-                                D.c.subscriber_id.in_([n["subscriber_id"] for n in new]),
-                            )
-                        )
-                    )
+                    existing.update((sid, (did, DeliveryStatus.QUEUED.value)) for sid, did in made)
                 owed = []
                 chosen = self._topics(connection, ids)
                 for r in rows:
