@@ -1,8 +1,8 @@
 """The delivery ledger when the database refuses a write: replies the relay accepted are kept.
 
 Another connection really locks what the ledger writes next (SQLite: the file's write
-lock; PostgreSQL: the rows still queued, so the move to `sending` is what fails, after
-the replies were already in the transaction). The runtime under test waits only briefly
+lock; PostgreSQL: the rows still queued, so the move to `sending` is what fails, in the
+same statement as the replies kept). The runtime under test waits only briefly
 for locks, so the refusal comes at once instead of after the default ten seconds.
 """
 
