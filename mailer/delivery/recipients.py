@@ -152,8 +152,9 @@ class RecipientSource:
 
         PostgreSQL: one INSERT over an array of subscriber ids. psycopg's executemany sends
         one prepared INSERT a row, in Python, in the thread beside the campaign's event
-        loop, which it holds the GIL from (~12 % of a campaign's GIL time, py-spy --gil).
-        SQLite's executemany is C."""
+        loop, holding the GIL from it: with it the first pass held 12.5 % of a PostgreSQL
+        campaign's GIL samples, with this 8.1 % (SQLite 7.1 %; py-spy --gil, 20,000
+        readers). SQLite's executemany is C."""
         if connection.dialect.name == "postgresql":
             return [
                 (sid, did)
