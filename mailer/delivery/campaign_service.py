@@ -159,12 +159,19 @@ class CampaignService:
             campaigns.sendable_issue(session, issue_id)
 
     async def view(self, issue_id: int) -> DeliveryView:
-        """The database's summary (read in a worker thread) and this process's live run."""
-        summary = await asyncio.to_thread(self.status, issue_id)
+        """The database's summary (read in a worker thread) and this process's live run.
+
+        Whether the run lives is read before the database: a run writes its final state,
+        then marks itself done, so a run seen done has its state written, and a run seen
+        live is reported live even if it ends during the read (the next look shows its
+        end). Read the other way round, a run ending during the read was reported ended
+        with the state it had before ("running")."""
         live = self.runs.get(issue_id)
+        running = live is not None and not live.done
+        summary = await asyncio.to_thread(self.status, issue_id)
         if live is None:
             return DeliveryView(summary, running=False)
-        return DeliveryView(summary, not live.done, live.runner.progress, live.error)
+        return DeliveryView(summary, running, live.runner.progress, live.error)
 
 
 @dataclass

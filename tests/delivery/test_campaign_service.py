@@ -186,3 +186,48 @@ def test_service_stop_pauses_an_api_started_run_and_the_ledger_is_consistent(
 
     assert summary.state == "finished" and summary.uncertain_found == 0
     assert copies(smtp_server) == Counter(readers)
+
+
+def test_a_run_that_ends_while_its_view_is_read_is_shown_running_not_ended_unfinished(
+    runtime: Runtime, make_list: Callable[..., str], smtp_server: SMTPServer
+) -> None:
+    """The API's progress view: the run ends (writes `finished`, then marks itself done)
+    between the view's database read and its look at the run. It must not answer "not
+    running" with the state read before the end ("running"), or a client polling until
+    the run stops reads an unfinished campaign (seen in CI on PostgreSQL)."""
+    make_list()
+    for i in range(3):
+        subscribe(runtime, f"view{i}@example.org")
+    issue_id = approved_issue(runtime)
+    service = runtime.campaigns
+    read = service.status
+
+    def read_then_the_run_ends(issue: int) -> campaigns.Summary:
+        summary = read(issue)
+        live = service.runs[issue]
+        deadline = time.monotonic() + 30
+        while not live.done and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return summary
+
+    async def run() -> tuple[bool, str, bool, str, dict[str, int]]:
+        live = service.start(issue_id)
+        service.status = read_then_the_run_ends  # type: ignore[method-assign]
+        try:
+            during = await service.view(issue_id)
+        finally:
+            service.status = read  # type: ignore[method-assign]
+        assert live.task is not None
+        await live.task
+        after = await service.view(issue_id)
+        return (
+            during.running,
+            during.summary.state,
+            after.running,
+            after.summary.state,
+            after.summary.counts,
+        )
+
+    running, _, running_after, state_after, counts = asyncio.run(run())
+    assert running  # seen live before the read: the next look shows the end
+    assert (running_after, state_after, counts) == (False, "finished", {"sent": 3})
