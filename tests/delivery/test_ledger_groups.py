@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
@@ -61,6 +61,27 @@ def rows(runtime: Runtime) -> dict[int, Delivery]:
         return {d.id: d for d in session.scalars(select(Delivery))}
 
 
+def two_groups(
+    ledger: LedgerWriter,
+    first: list[tuple[int, str, datetime]],
+    replies: list[Result],
+    second: list[tuple[int, str, datetime]],
+) -> tuple[list[bool], list[bool]]:
+    """As a campaign drives the ledger: the moves of `first` in one group, the relay's
+    `replies` kept, the moves of `second` in the next group (with the replies); closed.
+    Which rows each group moved."""
+
+    async def run() -> tuple[list[bool], list[bool]]:
+        moved = await asyncio.gather(*(ledger.begin(*move) for move in first))
+        for reply in replies:
+            ledger.finish(reply)
+        then = await asyncio.gather(*(ledger.begin(*move) for move in second))
+        await ledger.close()
+        return moved, then
+
+    return asyncio.run(run())
+
+
 def test_a_group_writes_the_kept_replies_and_moves_its_rows(
     runtime: Runtime, make_list: Callable[..., str]
 ) -> None:
@@ -69,24 +90,18 @@ def test_a_group_writes_the_kept_replies_and_moves_its_rows(
     now = runtime.clock.now()
     later = now + timedelta(minutes=10)
 
-    async def run() -> tuple[list[bool], list[bool]]:
-        first = await asyncio.gather(
-            ledger.begin(ada, "<1@news.example.org>", now),
-            ledger.begin(ben, "<2@news.example.org>", now),
-        )
-        ledger.finish(Result(ada, DeliveryStatus.DEFERRED, 451, "try later", None, later))
-        ledger.finish(Result(ben, DeliveryStatus.SENT, 250, "ok", now))
-        ledger.finish(Result(ben, DeliveryStatus.SENT, 250, ODD_REPLY, now))  # the last counts
+    first, second = two_groups(
+        ledger,
+        [(ada, "<1@news.example.org>", now), (ben, "<2@news.example.org>", now)],
+        [
+            Result(ada, DeliveryStatus.DEFERRED, 451, "try later", None, later),
+            Result(ben, DeliveryStatus.SENT, 250, "ok", now),
+            Result(ben, DeliveryStatus.SENT, 250, ODD_REPLY, now),  # the last counts
+        ],
         # Ada's retry in the same group as her deferral: her reply is written first, so
         # her row is owed a copy again and moves.
-        second = await asyncio.gather(
-            ledger.begin(ada, "<3@news.example.org>", later),
-            ledger.begin(cy, "<4@news.example.org>", later),
-        )
-        await ledger.close()
-        return first, second
-
-    first, second = asyncio.run(run())
+        [(ada, "<3@news.example.org>", later), (cy, "<4@news.example.org>", later)],
+    )
     assert first == [True, True] and second == [True, True]
     found = rows(runtime)
     assert (found[ada].status, found[ada].attempts) == ("sending", 2)
@@ -107,21 +122,13 @@ def test_a_group_does_not_move_a_row_not_owed_or_whose_consent_ended(
     now = runtime.clock.now()
     runtime.consent.unsubscribe_address("cyber-news", "ben@example.org", FORM)
 
-    async def run() -> tuple[list[bool], list[bool]]:
-        first = await asyncio.gather(
-            ledger.begin(ada, "<1@news.example.org>", now),
-            ledger.begin(ben, "<2@news.example.org>", now),
-        )
-        ledger.finish(Result(ada, DeliveryStatus.SENT, 250, "ok", now))
+    first, second = two_groups(
+        ledger,
+        [(ada, "<1@news.example.org>", now), (ben, "<2@news.example.org>", now)],
+        [Result(ada, DeliveryStatus.SENT, 250, "ok", now)],
         # Ada's row is sent (its reply goes with this group): not owed a second copy.
-        second = await asyncio.gather(
-            ledger.begin(ada, "<3@news.example.org>", now),
-            ledger.begin(cy, "<4@news.example.org>", now),
-        )
-        await ledger.close()
-        return first, second
-
-    first, second = asyncio.run(run())
+        [(ada, "<3@news.example.org>", now), (cy, "<4@news.example.org>", now)],
+    )
     assert first == [True, False] and second == [False, True]
     found = rows(runtime)
     assert (found[ada].status, found[ada].attempts) == ("sent", 1)
